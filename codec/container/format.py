@@ -1,0 +1,235 @@
+"""Constants of the container format: signature, versions, chunk types, limits.
+
+The byte layout is specified in docs/FORMAT.md; this module holds the numbers
+that the spec names, the preamble codec (``pack_preamble``/``unpack_preamble``)
+and the friendly diagnosis of inputs that are not bitstreams at all.
+
+Preamble (16 bytes, little-endian)::
+
+    offset  size  field
+    0       8     signature  b"\\x89CDC\\r\\n\\x1a\\n"
+    8       2     writer_version      u16
+    10      2     min_reader_version  u16
+    12      4     crc32 of bytes 0..11
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+from codec.errors import FormatError, LimitError, UnsupportedError
+
+__all__ = [
+    "SIGNATURE",
+    "FORMAT_VERSION",
+    "MIN_READER_VERSION",
+    "PREAMBLE_SIZE",
+    "HEAD",
+    "ZSTR",
+    "YSTR",
+    "END",
+    "META",
+    "KNOWN_CHUNK_TYPES",
+    "Limits",
+    "crc32",
+    "is_critical",
+    "check_chunk_type",
+    "pack_preamble",
+    "unpack_preamble",
+    "sniff",
+]
+
+SIGNATURE = b"\x89CDC\r\n\x1a\n"
+"""8 bytes; like PNG's: the high bit catches 7-bit channels, CR LF catches newline conversion."""
+
+FORMAT_VERSION = 1
+"""The container version this module writes and the newest one it reads."""
+
+MIN_READER_VERSION = 1
+"""The min_reader_version this writer records: any reader of version >= 1 can read its files."""
+
+_PREAMBLE = struct.Struct("<8sHH")  # signature, writer_version, min_reader_version
+_U32 = struct.Struct("<I")
+PREAMBLE_SIZE = _PREAMBLE.size + _U32.size  # 16
+
+# Chunk types. First letter uppercase = critical, lowercase = ancillary (as in PNG).
+HEAD = b"HEAD"
+"""Critical, first, exactly once: the image header (see chunks.pack_header)."""
+ZSTR = b"ZSTR"
+"""Critical, at most once: range-coded side information z (hyperprior)."""
+YSTR = b"YSTR"
+"""Critical, at most once: range-coded main latents y."""
+END = b"END "
+"""Critical, last, exactly once, empty."""
+META = b"meta"
+"""Ancillary, at most once: UTF-8 JSON object (encoder name, version, ...)."""
+
+KNOWN_CHUNK_TYPES = frozenset({HEAD, ZSTR, YSTR, END, META})
+"""Types this reader understands; each may appear at most once."""
+
+# Flags of the CLI that raise each limit; named in LimitError messages.
+MAX_PIXELS_FLAG = "--max-pixels"
+MAX_DIMENSION_FLAG = "--max-dimension"
+MAX_CHUNK_BYTES_FLAG = "--max-chunk-bytes"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Decompression-bomb guards applied by the reader before anything is allocated.
+
+    Attributes:
+        max_pixels: largest width * height (of the unpadded image) accepted.
+        max_chunk_bytes: largest chunk data length accepted.
+        max_dimension: largest width or height accepted.
+    """
+
+    max_pixels: int = 268_435_456  # 2**28, e.g. 16384 x 16384
+    max_chunk_bytes: int = 1 << 30
+    max_dimension: int = 1 << 16
+
+    def __post_init__(self) -> None:
+        for name in ("max_pixels", "max_chunk_bytes", "max_dimension"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Limits.{name} must be a positive integer, got {value!r}")
+
+
+def crc32(*parts: bytes | memoryview) -> int:
+    """CRC-32/ISO-HDLC (zlib.crc32, as in PNG) of the concatenation of ``parts``."""
+    crc = 0
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+    return crc & 0xFFFFFFFF
+
+
+def is_critical(chunk_type: bytes) -> bool:
+    """True when a reader that does not know ``chunk_type`` must refuse the file."""
+    return 0x41 <= chunk_type[0] <= 0x5A  # first byte 'A'..'Z'
+
+
+def _is_letter(b: int) -> bool:
+    return 0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A
+
+
+def valid_chunk_type(chunk_type: bytes) -> bool:
+    """Whether ``chunk_type`` is 4 bytes: an ASCII letter then letters or spaces."""
+    return (
+        len(chunk_type) == 4
+        and _is_letter(chunk_type[0])
+        and all(_is_letter(b) or b == 0x20 for b in chunk_type[1:])
+    )
+
+
+def check_chunk_type(chunk_type: bytes) -> bytes:
+    """Return ``chunk_type`` as bytes, or raise ValueError if it is not a valid type (writer side)."""
+    if not isinstance(chunk_type, (bytes, bytearray)) or not valid_chunk_type(bytes(chunk_type)):
+        raise ValueError(
+            f"chunk type must be 4 bytes, an ASCII letter then letters or spaces, got {chunk_type!r}"
+        )
+    return bytes(chunk_type)
+
+
+def type_name(chunk_type: bytes) -> str:
+    """Printable name of a chunk type for messages (non-ASCII bytes escaped, trailing spaces dropped)."""
+    return repr(bytes(chunk_type))[2:-1].rstrip() or repr(bytes(chunk_type))
+
+
+# --- preamble: write and read side by side -------------------------------------------------
+
+
+def pack_preamble(writer_version: int = FORMAT_VERSION, min_reader_version: int = MIN_READER_VERSION) -> bytes:
+    """The 16-byte preamble: signature, versions and their CRC."""
+    if not (1 <= min_reader_version <= writer_version <= 0xFFFF):
+        raise ValueError(
+            f"need 1 <= min_reader_version <= writer_version <= 65535, "
+            f"got {min_reader_version} and {writer_version}"
+        )
+    head = _PREAMBLE.pack(SIGNATURE, writer_version, min_reader_version)
+    return head + _U32.pack(crc32(head))
+
+
+def unpack_preamble(data: bytes | memoryview) -> tuple[int, int]:
+    """Check the preamble at the start of ``data``; return (writer_version, min_reader_version).
+
+    Raises:
+        FormatError: not a bitstream (the message says what it looks like), truncated,
+            or a preamble CRC mismatch.
+        UnsupportedError: the file needs a newer reader.
+    """
+    if len(data) < len(SIGNATURE) or bytes(data[: len(SIGNATURE)]) != SIGNATURE:
+        if len(data) < len(SIGNATURE) and bytes(data) == SIGNATURE[: len(data)]:
+            if len(data) == 0:
+                raise FormatError("not a codec bitstream: the input is empty")
+            raise FormatError(f"truncated bitstream: {len(data)} bytes, shorter than the 8-byte signature")
+        raise FormatError(f"not a codec bitstream: {sniff(data)}")
+    if len(data) < PREAMBLE_SIZE:
+        raise FormatError(f"truncated bitstream: {len(data)} bytes, shorter than the {PREAMBLE_SIZE}-byte preamble")
+    _, writer_version, min_reader_version = _PREAMBLE.unpack_from(data, 0)
+    (stored,) = _U32.unpack_from(data, _PREAMBLE.size)
+    actual = crc32(data[: _PREAMBLE.size])
+    if stored != actual:
+        raise FormatError(
+            f"corrupt bitstream: preamble CRC mismatch (stored {stored:08x}, computed {actual:08x})"
+        )
+    if min_reader_version > FORMAT_VERSION:
+        raise UnsupportedError(
+            f"this file needs a reader of container format version {min_reader_version} or newer "
+            f"(written by format version {writer_version}); this reader supports version "
+            f"{FORMAT_VERSION}: upgrade codec"
+        )
+    if min_reader_version < 1 or writer_version < min_reader_version:
+        raise FormatError(
+            f"corrupt bitstream: inconsistent versions (writer {writer_version}, "
+            f"minimum reader {min_reader_version})"
+        )
+    return writer_version, min_reader_version
+
+
+# --- diagnosis of inputs that are not bitstreams ------------------------------------------
+
+_IMAGE_MAGICS: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+    (b"qoif", "QOI"),
+    (b"\x00\x00\x00\x0cjXL \r\n\x87\n", "JPEG XL"),
+    (b"\xff\x0a", "JPEG XL"),
+    (b"P6", "PPM"),
+)
+
+
+def sniff(data: bytes | memoryview) -> str:
+    """Describe what ``data`` (which lacks the signature) looks like, for error messages."""
+    head = bytes(data[:32])
+    if not head:
+        return "the input is empty"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "it looks like a WebP image (decode takes a bitstream; to compress an image use encode)"
+    if head[4:12] in (b"ftypavif", b"ftypheic", b"ftypheix", b"ftypmif1"):
+        return "it looks like an AVIF/HEIF image (decode takes a bitstream; to compress an image use encode)"
+    for magic, name in _IMAGE_MAGICS:
+        if head.startswith(magic):
+            return f"it looks like a {name} image (decode takes a bitstream; to compress an image use encode)"
+    if head[4:8] == b"ftyp" or head[:4] == b"\x1aE\xdf\xa3":
+        return "it looks like a video file, not a bitstream"
+    if head[:1] == b"\x09" and head[1:4] == b"CDC":
+        return "the signature's high bit was cleared: the file went through a 7-bit channel"
+    if head.startswith(b"\x89CDC\n") or head.startswith(b"\x89CDC\r\r\n") or head.startswith(b"\x89CDC\r\n\x1a\r\n"):
+        return "the signature's line endings were converted: the file was copied in text mode"
+    if head.startswith(b"\x89CDC"):
+        return "the signature is damaged"
+    return f"the first bytes are {head[:8].hex(' ')}, expected {SIGNATURE.hex(' ')}"
+
+
+def limit_error(what: str, value: int, limit: int, name: str, flag: str) -> LimitError:
+    """A LimitError that names the limit and the CLI flag that raises it."""
+    return LimitError(
+        f"{what} is {value}, over the limit of {limit} (Limits.{name}); "
+        f"if you trust this file, raise it with {flag}"
+    )

@@ -1,0 +1,1 @@
+"""Entropy models: densities for training (likelihoods) and frozen, gridded parameters for coding."""

@@ -1,0 +1,50 @@
+"""Conditional Gaussian for the main latents: training likelihood and the coding grid.
+
+Training: likelihood of a unit bin of the residual r = y - mean under N(0, scale^2).
+Coding: the mean is snapped to a grid of step 1/MEAN_STEPS and the scale to one of SCALE_LEVELS
+log-spaced table entries (the smallest entry not below the predicted scale), on CPU in float64,
+so both sides index identical parameters. The table is stored with the weights.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from codec.entropy.factorized import LIKELIHOOD_FLOOR
+
+SCALE_MIN = 0.11
+SCALE_MAX = 256.0
+SCALE_LEVELS = 64
+MEAN_STEPS = 64
+
+
+def scale_table(levels: int = SCALE_LEVELS, lo: float = SCALE_MIN, hi: float = SCALE_MAX) -> torch.Tensor:
+    return torch.exp(torch.linspace(math.log(lo), math.log(hi), levels, dtype=torch.float64))
+
+
+def gaussian_likelihood(residual: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """P(bin) of residual (any shape) under N(0, scale), scale bounded below by SCALE_MIN."""
+    scale = scale.clamp_min(SCALE_MIN)
+    r = residual.abs()
+    upper = _std_normal_cdf((0.5 - r) / scale)
+    lower = _std_normal_cdf((-0.5 - r) / scale)
+    return (upper - lower).clamp_min(LIKELIHOOD_FLOOR)
+
+
+def _std_normal_cdf(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * torch.erfc(-x * (2**-0.5))
+
+
+def snap_scales(scale: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Index of the smallest table entry >= scale (clamped to the table). int64, same shape."""
+    s = scale.double().clamp(float(table[0]), float(table[-1]))
+    step = (math.log(float(table[-1])) - math.log(float(table[0]))) / (len(table) - 1)
+    idx = torch.ceil((torch.log(s) - math.log(float(table[0]))) / step - 1e-9)
+    return idx.long().clamp(0, len(table) - 1)
+
+
+def snap_means(mean: torch.Tensor) -> torch.Tensor:
+    """Mean rounded to the grid 1/MEAN_STEPS, float32 (exactly representable)."""
+    return (torch.round(mean.double() * MEAN_STEPS) / MEAN_STEPS).float()

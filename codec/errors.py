@@ -1,0 +1,50 @@
+"""Errors raised by codec, each mapped to one documented exit code by the CLI.
+
+Exit codes (README, "Exit codes"):
+    0 ok, 1 internal error, 2 usage (bad arguments, missing input, existing output),
+    3 corrupt or truncated input, 4 unsupported input, 5 weights problem.
+"""
+
+from __future__ import annotations
+
+
+class CodecError(Exception):
+    """Base class of every error that codec reports to a user as one line."""
+
+    exit_code = 1
+
+
+class UsageError(CodecError):
+    """Bad arguments, a missing input file, or an output that exists without --force."""
+
+    exit_code = 2
+
+
+class InputError(UsageError):
+    """An input file that cannot be read as asked (missing, a directory, unreadable)."""
+
+
+class FormatError(CodecError):
+    """A bitstream that is corrupt, truncated or otherwise not a valid container."""
+
+    exit_code = 3
+
+
+class UnsupportedError(CodecError):
+    """A valid input that this version cannot handle (a newer format, alpha, not an image, a limit)."""
+
+    exit_code = 4
+
+
+class LimitError(UnsupportedError):
+    """A declared size beyond a configured limit (decompression-bomb guard)."""
+
+
+class ModelError(CodecError):
+    """An unknown model id or a model that does not fit the bitstream."""
+
+    exit_code = 5
+
+
+class WeightsError(ModelError):
+    """A weights file that is missing, unreadable, or whose sha256 differs from the manifest."""

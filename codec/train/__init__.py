@@ -1,0 +1,1 @@
+"""Training: data, the rate-distortion loop, export to weights/."""

@@ -1,0 +1,205 @@
+"""Rate-distortion training of the mean-scale hyperprior.
+
+Loss = lambda * 255^2 * MSE + bpp, with the lambda boosted x`lambda_boost` over the first
+`boost_fraction` of training (as in M2T/VCT: the transforms first learn at a high rate).
+Learning rate: linear warm-up, constant, then cosine decay over the last `decay_fraction`.
+Progress is the larger of steps/max_steps and minutes/max_minutes, so a run can be sized by
+wall time (GPU loans) or by steps (reproducible CPU runs). Checkpoints hold model, optimisers,
+step, elapsed seconds and RNG states; `resume` continues where a run stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from codec.models.hyperprior import HyperpriorConfig, MeanScaleHyperprior
+from codec.train.data import CropSampler, fixed_crops, list_images
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    run_dir: str
+    config: str = "base"
+    lmbda: float = 0.0067
+    batch: int = 8
+    crop: int = 256
+    lr: float = 4e-4
+    warmup_steps: int = 300
+    decay_fraction: float = 0.3
+    lambda_boost: float = 10.0
+    boost_fraction: float = 0.15
+    max_steps: int = 100_000
+    max_minutes: float = 60.0
+    clip: float = 1.0
+    bf16: bool = False
+    threads: int = 0
+    val_every: int = 500
+    ckpt_minutes: float = 3.0
+    seed: int = 0
+    device: str = "cpu"
+    shard_dir: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
+    warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    start = 1.0 - cfg.decay_fraction
+    if progress <= start:
+        return cfg.lr * warm
+    t = min(1.0, (progress - start) / cfg.decay_fraction)
+    return cfg.lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def save_shards(state: dict, folder: Path, prefix: str, max_bytes: int = 12 << 20) -> list[Path]:
+    """Model weights as safetensors shards of at most max_bytes each (for size-capped transfers)."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shards, current, size = [], {}, 0
+    for name, t in state.items():
+        nbytes = t.numel() * t.element_size()
+        if current and size + nbytes > max_bytes:
+            shards.append(current)
+            current, size = {}, 0
+        current[name] = t.detach().float().cpu().contiguous()
+        size += nbytes
+    shards.append(current)
+    paths = []
+    for i, shard in enumerate(shards):
+        path = folder / f"{prefix}_{i}.safetensors"
+        save_file(shard, str(path.with_suffix(".tmp")))
+        path.with_suffix(".tmp").replace(path)
+        paths.append(path)
+    return paths
+
+
+def load_shards(folder: Path, prefix: str) -> dict:
+    from safetensors.torch import load_file
+
+    state = {}
+    for path in sorted(Path(folder).glob(f"{prefix}_*.safetensors")):
+        state.update(load_file(str(path)))
+    return state
+
+
+def rd_loss(model, x, lmbda):
+    out = model(x)
+    n_pixels = x.shape[0] * x.shape[2] * x.shape[3]
+    bits = -(torch.log2(out.y_likelihoods).sum() + torch.log2(out.z_likelihoods).sum())
+    bpp = bits / n_pixels
+    mse = torch.mean((out.x_hat - x) ** 2)
+    return lmbda * 255.0**2 * mse + bpp, bpp, mse
+
+
+def _psnr(mse: float) -> float:
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+def train(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
+    device = torch.device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run_dir / "checkpoint.pt"
+
+    torch.manual_seed(cfg.seed)
+    model = MeanScaleHyperprior(HyperpriorConfig.preset(cfg.config)).to(device)
+    model = model.to(memory_format=torch.channels_last)
+    main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+    aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
+    opt = torch.optim.Adam(main_params, lr=cfg.lr)
+    aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step, elapsed = 0, 0.0
+    if resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        aux_opt.load_state_dict(state["aux_opt"])
+        step, elapsed = int(state["step"]), float(state["elapsed"])
+        gen.set_state(state["gen"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
+        log(f"resumed at step {step} ({elapsed / 60:.1f} min)")
+
+    sampler = CropSampler(list_images(Path(cfg.data), "train"), cfg.crop, device)
+    val = fixed_crops(list_images(Path(cfg.data), "val"), cfg.crop).to(device)
+    log(f"{len(sampler.images)} training images, {val.shape[0]} validation crops, device {device}")
+
+    csv_path = run_dir / "log.csv"
+    new_csv = not csv_path.exists()
+    csv_file = open(csv_path, "a", newline="")
+    writer = csv.writer(csv_file)
+    if new_csv:
+        writer.writerow(["step", "loss", "bpp", "psnr", "lr", "lambda", "seconds", "val_bpp", "val_psnr"])
+
+    def save():
+        state = {
+            "model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
+            "step": step, "elapsed": elapsed, "gen": gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "config": asdict(cfg),
+        }
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(ckpt_path)
+        if cfg.shard_dir:
+            save_shards(model.state_dict(), Path(cfg.shard_dir), f"lambda{cfg.lmbda:g}")
+
+    t0 = time.monotonic() - elapsed
+    last_ckpt = time.monotonic()
+    progress = 0.0
+    while True:
+        elapsed = time.monotonic() - t0
+        progress = max(step / cfg.max_steps, elapsed / 60.0 / cfg.max_minutes)
+        if progress >= 1.0:
+            break
+        lr = lr_at(cfg, step, progress)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        lmbda = cfg.lmbda * (cfg.lambda_boost if progress < cfg.boost_fraction else 1.0)
+        x = sampler.sample(cfg.batch, gen).contiguous(memory_format=torch.channels_last)
+        model.train()
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss, bpp, mse = rd_loss(model, x, lmbda)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(main_params, cfg.clip)
+        opt.step()
+        aux = model.aux_loss()
+        aux_opt.zero_grad(set_to_none=True)
+        aux.backward()
+        aux_opt.step()
+        step += 1
+        if step % 50 == 0 or step == 1:
+            row = [step, loss.item(), bpp.item(), _psnr(mse.item()), lr, lmbda, round(elapsed, 1), "", ""]
+            if step % cfg.val_every == 0:
+                model.eval()
+                with torch.no_grad():
+                    _, vbpp, vmse = rd_loss(model, val, cfg.lmbda)
+                row[7:] = [float(vbpp), _psnr(float(vmse))]
+            writer.writerow(row)
+            csv_file.flush()
+            if step % 500 == 0 or step == 1:
+                log(
+                    f"step {step} {progress * 100:5.1f}% loss {float(loss):.3f} bpp {float(bpp):.3f} "
+                    f"psnr {_psnr(float(mse)):.2f} lr {lr:.2e} aux {float(aux):.1f} {elapsed / 60:.1f} min"
+                    + (f" | val bpp {row[7]:.3f} psnr {row[8]:.2f}" if row[7] != "" else "")
+                )
+        if time.monotonic() - last_ckpt > cfg.ckpt_minutes * 60:
+            save()
+            last_ckpt = time.monotonic()
+    save()
+    csv_file.close()
+    log(f"finished at step {step}, {elapsed / 60:.1f} min")
+    return ckpt_path

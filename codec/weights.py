@@ -1,0 +1,103 @@
+"""Loading shipped weights: sha256 check against the manifest, then safetensors (never pickle).
+
+A weights file holds the module's parameters plus the frozen coding tables, stored once at export
+and read identically by encoder and decoder:
+    tables.z_pmf        (N, L) float64  factorized prior of z, escape bins at both ends
+    tables.z_offsets    (N,)   int32    value of table index 0, relative to the median
+    tables.scale_table  (S,)   float64  Gaussian scales of y, log-spaced
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass
+
+import torch
+from safetensors.torch import load as load_safetensors
+
+from codec.errors import WeightsError
+from codec.models.hyperprior import HyperpriorConfig, MeanScaleHyperprior
+from codec.zoo import ModelEntry, get_entry
+
+TABLE_PREFIX = "tables."
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to code: the module (eval, CPU, float32) and its frozen tables."""
+
+    model_id: str
+    sha256: str
+    module: MeanScaleHyperprior
+    z_pmf: torch.Tensor  # (N, L) float64
+    z_offsets: torch.Tensor  # (N,) int32
+    scale_table: torch.Tensor  # (S,) float64
+    h_s64: torch.nn.Module  # float64 copy of module.h_s: the entropy-parameter path
+
+    @property
+    def sha256_prefix(self) -> bytes:
+        return bytes.fromhex(self.sha256[:16])
+
+
+def frozen_tables(module: MeanScaleHyperprior) -> dict[str, torch.Tensor]:
+    """The coding tables of a trained module; computed once, at export."""
+    from codec.entropy.gaussian import scale_table
+
+    offsets, pmf = module.z_density.pmf_table()
+    return {
+        TABLE_PREFIX + "z_pmf": pmf.double().contiguous(),
+        TABLE_PREFIX + "z_offsets": offsets.int().contiguous(),
+        TABLE_PREFIX + "scale_table": scale_table().contiguous(),
+    }
+
+
+def bundle(module: MeanScaleHyperprior, tensors: dict, model_id: str, sha256: str) -> LoadedModel:
+    module = module.float().eval().requires_grad_(False)
+    return LoadedModel(
+        h_s64=copy.deepcopy(module.h_s).double(),
+        model_id=model_id, sha256=sha256, module=module,
+        z_pmf=tensors[TABLE_PREFIX + "z_pmf"].double(),
+        z_offsets=tensors[TABLE_PREFIX + "z_offsets"].int(),
+        scale_table=tensors[TABLE_PREFIX + "scale_table"].double(),
+    )
+
+
+def load_entry(entry: ModelEntry) -> LoadedModel:
+    try:
+        data = entry.file.read_bytes()
+    except OSError as exc:
+        raise WeightsError(f"cannot read weights of {entry.model_id!r} at {entry.file}: {exc.strerror or exc}") from None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != entry.sha256:
+        raise WeightsError(
+            f"weights file {entry.file} does not match the manifest: sha256 {actual[:16]}..., expected "
+            f"{entry.sha256[:16]}... (re-fetch the file or re-export the model)"
+        )
+    try:
+        tensors = load_safetensors(data)
+    except Exception as exc:  # safetensors raises its own error types
+        raise WeightsError(f"weights file {entry.file} is not valid safetensors: {exc}") from None
+    if entry.family != "hyperprior":
+        raise WeightsError(f"model {entry.model_id!r} has family {entry.family!r}, unknown to this version")
+    try:
+        config = HyperpriorConfig(**entry.config)
+        module = MeanScaleHyperprior(config)
+        params = {k: v for k, v in tensors.items() if not k.startswith(TABLE_PREFIX)}
+        module.load_state_dict(params, strict=True)
+        return bundle(module, tensors, entry.model_id, actual)
+    except (TypeError, RuntimeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"weights of {entry.model_id!r} do not fit its config: {first}") from None
+
+
+_CACHE: dict[tuple[str, str], LoadedModel] = {}
+
+
+def load_model(model_id: str | None = None) -> LoadedModel:
+    """The shipped model `model_id` (default: the manifest's default), loaded once per process."""
+    entry = get_entry(model_id)
+    key = (str(entry.file), entry.sha256)
+    if key not in _CACHE:
+        _CACHE[key] = load_entry(entry)
+    return _CACHE[key]
