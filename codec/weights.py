@@ -101,3 +101,21 @@ def load_model(model_id: str | None = None) -> LoadedModel:
     if key not in _CACHE:
         _CACHE[key] = load_entry(entry)
     return _CACHE[key]
+
+
+
+def serialize(module: MeanScaleHyperprior, model_id: str) -> tuple[bytes, dict[str, torch.Tensor]]:
+    """The safetensors bytes of a model (parameters + frozen tables), as export writes them."""
+    from safetensors.torch import save
+
+    module = module.float().cpu().eval()
+    tensors = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
+    tensors.update(frozen_tables(module))
+    return save(tensors, metadata={"model_id": model_id, "family": "hyperprior"}), tensors
+
+
+def from_module(module: MeanScaleHyperprior, model_id: str) -> LoadedModel:
+    """A LoadedModel straight from a module (tests, freshly trained models), with the sha256 of
+    the bytes export would write."""
+    data, tensors = serialize(module, model_id)
+    return bundle(module, tensors, model_id, hashlib.sha256(data).hexdigest())

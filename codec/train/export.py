@@ -14,11 +14,9 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import save
-
 from codec.models.hyperprior import HyperpriorConfig, MeanScaleHyperprior
 from codec.settings import weights_dir
-from codec.weights import frozen_tables
+from codec.weights import serialize
 from codec.zoo import read_manifest, write_manifest
 
 
@@ -31,10 +29,7 @@ def export_module(
     manifest = read_manifest(folder)
     if model_id in manifest["models"] and not force:
         raise FileExistsError(f"model {model_id!r} already exists in {folder}; pass force to replace it")
-    module = module.float().cpu().eval()
-    tensors = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
-    tensors.update(frozen_tables(module))
-    data = save(tensors, metadata={"model_id": model_id, "family": "hyperprior"})
+    data, _ = serialize(module, model_id)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{model_id}.safetensors"
     tmp = path.with_suffix(".tmp")

@@ -1,0 +1,139 @@
+"""The `codec` application: command registration and the single error boundary.
+
+Exit codes: 0 ok, 1 internal error, 2 usage, 3 corrupt or truncated input, 4 unsupported input,
+5 model or weights problem, 130 interrupted. Tracebacks only with CODEC_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+import typer
+
+from cli.decode import decode
+from cli.encode import encode
+from cli.info import info
+from cli.models import models
+
+
+def _version(value: bool) -> None:
+    if value:
+        from codec import __version__
+
+        typer.echo(f"codec {__version__}")
+        raise typer.Exit()
+
+
+def _click_types() -> tuple[type, ...]:
+    """Usage-error types of the click that typer uses (typer >= 0.20 vendors its own)."""
+    types: list[type] = []
+    try:
+        import click
+
+        types.append(click.ClickException)
+    except ImportError:
+        pass
+    base = getattr(typer.exceptions, "TyperException", None) if hasattr(typer, "exceptions") else None
+    if base is None:
+        import typer.exceptions as typer_exceptions
+
+        base = getattr(typer_exceptions, "TyperException", None)
+    if base is not None:
+        types.append(base)
+    return tuple(types)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    print(f"Error: {message}", file=sys.stderr)
+    return typer.Exit(code)
+
+
+def guarded(command):
+    """The error boundary around each command: CodecError -> one line + its exit code, any other
+    exception -> 'internal error' (exit 1). With CODEC_DEBUG=1 exceptions propagate with tracebacks.
+    It sits on the command itself so that every way of running it (executable, CliRunner) agrees."""
+
+    @functools.wraps(command)
+    def run_command(*args, **kwargs):
+        from codec.errors import CodecError
+
+        debug = os.environ.get("CODEC_DEBUG") == "1"
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except CodecError as exc:
+            if debug:
+                raise
+            raise _fail(str(exc), exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise _fail("interrupted", 130) from None
+        except BrokenPipeError:
+            raise typer.Exit(1) from None
+        except Exception as exc:
+            if debug:
+                raise
+            raise _fail(f"internal error: {type(exc).__name__}: {exc} (set CODEC_DEBUG=1 for a traceback)", 1) from None
+
+    return run_command
+
+
+def make_app() -> typer.Typer:
+    app = typer.Typer(
+        name="codec", add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+        rich_markup_mode=None, help="Learned image compression with real entropy-coded bitstreams.",
+    )
+
+    @app.callback()
+    def _root(
+        version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    ) -> None:
+        """Learned image compression: `codec encode photo.png`, `codec decode photo.bin`."""
+
+    for command in (encode, decode, info, models):
+        app.command()(guarded(command))
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `codec` executable; returns (and exits with) the documented exit code."""
+    from codec.errors import CodecError
+
+    debug = os.environ.get("CODEC_DEBUG") == "1"
+    command = typer.main.get_command(make_app())
+    try:
+        code = command.main(args=argv, prog_name="codec", standalone_mode=False)
+        code = code if isinstance(code, int) else 0
+    except CodecError as exc:
+        if debug:
+            raise
+        print(f"Error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except _click_types() as exc:  # usage errors: bad option, missing argument
+        if debug:
+            raise
+        print(f"Error: {exc.format_message()} (see codec --help)", file=sys.stderr)
+        code = 2
+    except (KeyboardInterrupt, typer.Abort):
+        print("Error: interrupted", file=sys.stderr)
+        code = 130
+    except BrokenPipeError:
+        code = 1
+    except Exception as exc:  # the boundary: anything else is a bug, reported in one line
+        if debug:
+            raise
+        print(f"Error: internal error: {type(exc).__name__}: {exc} (set CODEC_DEBUG=1 for a traceback)", file=sys.stderr)
+        code = 1
+    return code
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

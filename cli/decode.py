@@ -1,0 +1,73 @@
+"""codec decode: bitstreams -> images."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import List, Optional
+
+import typer
+
+from cli.batch import check_outputs_free, raise_if_failed, run_batch
+from cli.output import Output, read_stdin_bytes, write_stdout_bytes
+from cli.paths import STDIO, plan_outputs
+from codec.errors import UsageError
+
+
+def decode(
+    inputs: List[str] = typer.Argument(..., help="Bitstreams written by `codec encode`; '-' reads stdin."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="Output image (.png, .bmp, .tif, .webp), directory (ends with '/'), or '-' for PNG on stdout."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the transforms."),
+    max_pixels: int = typer.Option(268_435_456, "--max-pixels", min=1, help="Refuse bitstreams of larger images."),
+    max_dimension: int = typer.Option(1 << 16, "--max-dimension", min=1, help="Refuse widths or heights above this."),
+    max_chunk_bytes: int = typer.Option(1 << 30, "--max-chunk-bytes", min=1, help="Refuse files and chunks above this size."),
+) -> None:
+    """Decompress .bin bitstreams into images."""
+    out = Output(json_out)
+    outputs = plan_outputs(inputs, output, ".png")
+    if json_out and STDIO in outputs:
+        raise UsageError("--json prints to stdout, so the image cannot go there too: use -o FILE")
+    check_outputs_free(outputs, force)
+
+    import torch
+
+    from codec.container import Limits
+    from codec.io import encode_image_bytes, read_bytes, write_image
+    from codec.pipeline import decompress
+    from codec.weights import load_model
+
+    if threads:
+        torch.set_num_threads(threads)
+    limits = Limits(max_pixels=max_pixels, max_dimension=max_dimension, max_chunk_bytes=max_chunk_bytes)
+    load_seconds = 0.0
+
+    def one(src: str, dst: str) -> dict:
+        nonlocal load_seconds
+        if dst != STDIO and not force and os.path.exists(dst):
+            raise UsageError(f"{dst} exists; use --force to overwrite")
+        data = read_stdin_bytes(max_chunk_bytes) if src == STDIO else read_bytes(src, max_bytes=max_chunk_bytes)
+        from codec.container import read_container
+
+        header = read_container(data, limits).header
+        t0 = time.perf_counter()
+        loaded = load_model(header.model_id)  # cached: each model loads once per run
+        load_seconds += time.perf_counter() - t0
+        dec = decompress(data, loaded, limits)
+        if dst == STDIO:
+            write_stdout_bytes(encode_image_bytes(dec.pixels, "PNG"))
+        else:
+            write_image(dec.pixels, dst, force=force)
+        h, w = dec.pixels.shape[:2]
+        row = {
+            "input": src, "output": dst, "width": w, "height": h, "bytes": len(data),
+            "bpp": len(data) * 8 / (h * w), "model_id": header.model_id, "decode_seconds": round(dec.seconds, 4),
+        }
+        out.say(f"{src} -> {dst}: {w}x{h}, {row['bpp']:.4f} bpp, {dec.seconds:.2f} s")
+        return row
+
+    result = run_batch(list(zip(inputs, outputs)), one, out, "decoding")
+    if json_out:
+        out.emit({"command": "decode", "load_seconds": round(load_seconds, 4), "files": result.done, "failed": result.failed})
+    raise_if_failed(result, len(inputs))

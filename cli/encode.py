@@ -1,0 +1,71 @@
+"""codec encode: images -> bitstreams."""
+
+from __future__ import annotations
+
+import time
+from typing import List, Optional
+
+import typer
+
+from cli.batch import check_outputs_free, raise_if_failed, run_batch
+from cli.output import Output, read_stdin_bytes, write_stdout_bytes
+from cli.paths import STDIO, plan_outputs
+from codec.errors import UsageError
+
+MAX_INPUT_BYTES = 1 << 30
+
+
+def encode(
+    inputs: List[str] = typer.Argument(..., help="Image files (PNG, JPEG, WebP, TIFF, BMP, ...); '-' reads stdin."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="Output file, directory (ends with '/'), or '-' for stdout."),
+    model: Optional[str] = typer.Option(None, "-m", "--model", help="Model id (see `codec models`); default: the shipped default."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the transforms."),
+    max_pixels: int = typer.Option(268_435_456, "--max-pixels", min=1, help="Refuse images larger than this."),
+) -> None:
+    """Compress images into .bin bitstreams."""
+    out = Output(json_out)
+    outputs = plan_outputs(inputs, output, ".bin")
+    if json_out and STDIO in outputs:
+        raise UsageError("--json prints to stdout, so the bitstream cannot go there too: use -o FILE")
+    check_outputs_free(outputs, force)
+
+    import torch
+
+    from codec.io import atomic_write, read_image
+    from codec.pipeline import compress, load_model
+
+    if threads:
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    loaded = load_model(model)
+    load_seconds = time.perf_counter() - t0
+
+    def one(src: str, dst: str) -> dict:
+        if dst != STDIO and not force and __import__("os").path.exists(dst):
+            raise UsageError(f"{dst} exists; use --force to overwrite")
+        image = read_image(read_stdin_bytes(MAX_INPUT_BYTES) if src == STDIO else src, max_pixels=max_pixels)
+        for w in image.warnings:
+            out.warn(w)
+        enc = compress(loaded, image.pixels)
+        if dst == STDIO:
+            write_stdout_bytes(enc.data)
+        else:
+            atomic_write(dst, enc.data, force=force)
+        h, w = image.pixels.shape[:2]
+        row = {
+            "input": src, "output": dst, "width": w, "height": h, "bytes": len(enc.data),
+            "bpp": len(enc.data) * 8 / (h * w), "encode_seconds": round(enc.seconds, 4),
+        }
+        out.say(f"{src} -> {dst}: {w}x{h}, {len(enc.data)} bytes, {row['bpp']:.4f} bpp, {enc.seconds:.2f} s")
+        return row
+
+    result = run_batch(list(zip(inputs, outputs)), one, out, "encoding")
+    if json_out:
+        out.emit({
+            "command": "encode", "model_id": loaded.model_id, "load_seconds": round(load_seconds, 4),
+            "files": result.done, "failed": result.failed,
+            "bytes": sum(r["bytes"] for r in result.done),
+        })
+    raise_if_failed(result, len(inputs))

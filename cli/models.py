@@ -1,0 +1,42 @@
+"""codec models: the shipped models, their size, hash and measured Kodak figures (no torch)."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from cli.output import Output
+
+
+def models(json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout.")) -> None:
+    """List the shipped models."""
+    from codec.zoo import list_models, read_manifest
+
+    out = Output(json_out)
+    manifest = read_manifest()
+    rows = []
+    for e in list_models():
+        kodak = e.info.get("metrics", {}).get("kodak", {})
+        rows.append({
+            "model_id": e.model_id, "default": e.model_id == manifest.get("default"), "family": e.family,
+            "bytes": e.size, "sha256": e.sha256, "config": e.config,
+            "kodak": {k: kodak.get(k) for k in ("bpp", "psnr_rgb", "ms_ssim_rgb", "jpeg_psnr_same_size", "encode_s", "decode_s")},
+        })
+    if json_out:
+        out.emit({"default": manifest.get("default"), "models": rows})
+        return
+    table = Table("model", "size", "sha256", "Kodak bpp", "PSNR", "MS-SSIM", "JPEG same size", "enc s", "dec s", box=None)
+
+    def f(v, fmt):
+        return format(v, fmt) if isinstance(v, (int, float)) else "-"
+
+    for r in rows:
+        k = r["kodak"]
+        table.add_row(
+            r["model_id"] + (" (default)" if r["default"] else ""), f"{r['bytes'] / 1e6:.1f} MB", r["sha256"][:12],
+            f(k["bpp"], ".3f"), f(k["psnr_rgb"], ".2f"), f(k["ms_ssim_rgb"], ".4f"), f(k["jpeg_psnr_same_size"], ".2f"),
+            f(k["encode_s"], ".2f"), f(k["decode_s"], ".2f"),
+        )
+    if not rows:
+        out.say("no models shipped")
+    out.table(table)

@@ -1,0 +1,73 @@
+"""Where output goes: data (one JSON object, or file bytes) on stdout; messages and progress on stderr."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+
+class Output:
+    """Human messages go to stderr; `--json` prints exactly one object on stdout at the end."""
+
+    def __init__(self, json_mode: bool = False, quiet: bool = False):
+        self.json_mode = json_mode
+        self.quiet = quiet
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        if not self.err.is_terminal:
+            self.err.width = 160
+
+    def say(self, message: str) -> None:
+        """A human line on stderr (suppressed by --json and --quiet)."""
+        if not (self.json_mode or self.quiet):
+            self.err.print(message, markup=False)
+
+    def warn(self, message: str) -> None:
+        """A warning on stderr (always shown)."""
+        self.err.print(f"Warning: {message}", markup=False, style="yellow")
+
+    def table(self, table) -> None:
+        if not (self.json_mode or self.quiet):
+            self.err.print(table)
+
+    def emit(self, obj: dict) -> None:
+        """The single JSON object on stdout."""
+        sys.stdout.write(json.dumps(obj, indent=None, default=str) + "\n")
+        sys.stdout.flush()
+
+    @contextlib.contextmanager
+    def progress(self, total: int, what: str):
+        """A progress bar over `total` files on stderr, only on a terminal and without --json."""
+        show = total > 1 and not self.json_mode and not self.quiet and self.err.is_terminal
+        if not show:
+            yield lambda name: None
+            return
+        bar = Progress(
+            TextColumn(f"{what} [bold]{{task.fields[name]}}"), BarColumn(), MofNCompleteColumn(),
+            TimeRemainingColumn(), console=self.err, transient=True,
+        )
+        with bar:
+            task = bar.add_task(what, total=total, name="")
+
+            def advance(name: str) -> None:
+                bar.update(task, advance=1, name=name)
+
+            yield advance
+
+
+def write_stdout_bytes(data: bytes) -> None:
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def read_stdin_bytes(max_bytes: int) -> bytes:
+    from codec.errors import LimitError
+
+    data = sys.stdin.buffer.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise LimitError(f"standard input is larger than {max_bytes} bytes; raise --max-chunk-bytes to allow it")
+    return data

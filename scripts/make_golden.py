@@ -1,0 +1,47 @@
+"""Regenerate the golden bitstream of the shipped default model (run after a model or format change).
+
+    python scripts/make_golden.py
+writes tests/golden/coffee_128x96.bin and tests/golden/golden.json (model id, sizes, sha256 of the
+bitstream and of the decoded pixels). tests/test_golden.py checks that the committed bitstream still
+decodes to exactly those pixels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from codec.io import read_image  # noqa: E402
+from codec.pipeline.image import compress, decompress, load_model  # noqa: E402
+
+GOLDEN = REPO / "tests" / "golden"
+
+
+def main() -> None:
+    pixels = read_image(REPO / "assets" / "coffee.png").pixels[150:246, 200:328]  # 128x96 crop
+    model = load_model(None)
+    enc = compress(model, pixels)
+    dec = decompress(enc.data, model)
+    GOLDEN.mkdir(parents=True, exist_ok=True)
+    (GOLDEN / "coffee_128x96.bin").write_bytes(enc.data)
+    info = {
+        "bitstream": "coffee_128x96.bin",
+        "source": "assets/coffee.png, rows 150:246, columns 200:328",
+        "model_id": model.model_id,
+        "bytes": len(enc.data),
+        "bitstream_sha256": hashlib.sha256(enc.data).hexdigest(),
+        "pixels_sha256": hashlib.sha256(dec.pixels.tobytes()).hexdigest(),
+        "source_pixels_sha256": hashlib.sha256(pixels.tobytes()).hexdigest(),
+        "shape": list(dec.pixels.shape),
+    }
+    (GOLDEN / "golden.json").write_text(json.dumps(info, indent=2) + "\n")
+    print(json.dumps(info, indent=2))
+
+
+if __name__ == "__main__":
+    main()
