@@ -77,4 +77,6 @@ def fixed_crops(paths: list[Path], crop: int, limit: int = 8) -> torch.Tensor:
         crops.append(torch.from_numpy(a[t : t + crop, l : l + crop]).permute(2, 0, 1))
         if len(crops) == limit:
             break
+    if not crops:
+        raise ValueError(f"no validation image of at least {crop}x{crop}")
     return torch.stack(crops).float().div_(255.0)

@@ -133,8 +133,12 @@ def train(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
         torch.set_rng_state(state["torch_rng"].cpu())
         log(f"resumed at step {step} ({elapsed / 60:.1f} min)")
 
-    sampler = CropSampler(list_images(Path(cfg.data), "train"), cfg.crop, device)
-    val = fixed_crops(list_images(Path(cfg.data), "val"), cfg.crop).to(device)
+    train_files, val_files = list_images(Path(cfg.data), "train"), list_images(Path(cfg.data), "val")
+    sampler = CropSampler(train_files, cfg.crop, device)
+    if not val_files:
+        log("no held-back validation image in this folder: validating on training crops")
+        val_files = train_files
+    val = fixed_crops(val_files, cfg.crop).to(device)
     log(f"{len(sampler.images)} training images, {val.shape[0]} validation crops, device {device}")
 
     csv_path = run_dir / "log.csv"
