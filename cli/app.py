@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as exc:
         code = exc.exit_code
     except _click_types() as exc:  # usage errors: bad option, missing argument
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `codec`: the help text, not an error
+            print(exc.format_message(), file=sys.stderr)
+            return 2
         if debug:
             raise
         print(f"Error: {exc.format_message()} (see codec --help)", file=sys.stderr)

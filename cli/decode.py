@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import time
+from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from cli.batch import check_outputs_free, raise_if_failed, run_batch
-from cli.output import Output, read_stdin_bytes, write_stdout_bytes
-from cli.paths import STDIO, plan_outputs
+from cli.batch import mean_bpp, prepare, raise_if_failed, refuse_existing, run_batch
+from cli.output import read_stdin_bytes, write_stdout_bytes
+from cli.paths import STDIO
 from codec.errors import UsageError
 
 
@@ -25,31 +25,24 @@ def decode(
     max_chunk_bytes: int = typer.Option(1 << 30, "--max-chunk-bytes", min=1, help="Refuse files and chunks above this size."),
 ) -> None:
     """Decompress .bin bitstreams into images."""
-    out = Output(json_out)
-    outputs = plan_outputs(inputs, output, ".png")
-    if json_out and STDIO in outputs:
-        raise UsageError("--json prints to stdout, so the image cannot go there too: use -o FILE")
-    check_outputs_free(outputs, force)
+    out, outputs = prepare(inputs, output, ".png", json_out=json_out, force=force, threads=threads, what="image")
 
-    import torch
+    from codec.container import Limits, read_container
+    from codec.io import WRITE_FORMATS, encode_image_bytes, read_bytes, write_image
 
-    from codec.container import Limits
-    from codec.io import encode_image_bytes, read_bytes, write_image
+    for dst in outputs:
+        if dst != STDIO and Path(dst).suffix.lower() not in WRITE_FORMATS:
+            raise UsageError(f"cannot write {dst}: choose an output ending in {', '.join(sorted(WRITE_FORMATS))}")
     from codec.pipeline import decompress
     from codec.weights import load_model
 
-    if threads:
-        torch.set_num_threads(threads)
     limits = Limits(max_pixels=max_pixels, max_dimension=max_dimension, max_chunk_bytes=max_chunk_bytes)
     load_seconds = 0.0
 
     def one(src: str, dst: str) -> dict:
         nonlocal load_seconds
-        if dst != STDIO and not force and os.path.exists(dst):
-            raise UsageError(f"{dst} exists; use --force to overwrite")
+        refuse_existing(dst, force)
         data = read_stdin_bytes(max_chunk_bytes) if src == STDIO else read_bytes(src, max_bytes=max_chunk_bytes)
-        from codec.container import read_container
-
         header = read_container(data, limits).header
         t0 = time.perf_counter()
         loaded = load_model(header.model_id)  # cached: each model loads once per run
@@ -69,5 +62,9 @@ def decode(
 
     result = run_batch(list(zip(inputs, outputs)), one, out, "decoding")
     if json_out:
-        out.emit({"command": "decode", "load_seconds": round(load_seconds, 4), "files": result.done, "failed": result.failed})
+        out.emit({
+            "command": "decode", "load_seconds": round(load_seconds, 4), "files": result.done, "failed": result.failed,
+            "bytes": sum(r["bytes"] for r in result.done),
+            "bpp": mean_bpp(result.done),
+        })
     raise_if_failed(result, len(inputs))

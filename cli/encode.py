@@ -7,10 +7,9 @@ from typing import List, Optional
 
 import typer
 
-from cli.batch import check_outputs_free, raise_if_failed, run_batch
-from cli.output import Output, read_stdin_bytes, write_stdout_bytes
-from cli.paths import STDIO, plan_outputs
-from codec.errors import UsageError
+from cli.batch import mean_bpp, prepare, raise_if_failed, refuse_existing, run_batch
+from cli.output import read_stdin_bytes, write_stdout_bytes
+from cli.paths import STDIO
 
 MAX_INPUT_BYTES = 1 << 30
 
@@ -25,26 +24,17 @@ def encode(
     max_pixels: int = typer.Option(268_435_456, "--max-pixels", min=1, help="Refuse images larger than this."),
 ) -> None:
     """Compress images into .bin bitstreams."""
-    out = Output(json_out)
-    outputs = plan_outputs(inputs, output, ".bin")
-    if json_out and STDIO in outputs:
-        raise UsageError("--json prints to stdout, so the bitstream cannot go there too: use -o FILE")
-    check_outputs_free(outputs, force)
-
-    import torch
+    out, outputs = prepare(inputs, output, ".bin", json_out=json_out, force=force, threads=threads, what="bitstream")
 
     from codec.io import atomic_write, read_image
     from codec.pipeline import compress, load_model
 
-    if threads:
-        torch.set_num_threads(threads)
     t0 = time.perf_counter()
     loaded = load_model(model)
     load_seconds = time.perf_counter() - t0
 
     def one(src: str, dst: str) -> dict:
-        if dst != STDIO and not force and __import__("os").path.exists(dst):
-            raise UsageError(f"{dst} exists; use --force to overwrite")
+        refuse_existing(dst, force)
         image = read_image(read_stdin_bytes(MAX_INPUT_BYTES) if src == STDIO else src, max_pixels=max_pixels)
         for w in image.warnings:
             out.warn(w)
@@ -66,6 +56,6 @@ def encode(
         out.emit({
             "command": "encode", "model_id": loaded.model_id, "load_seconds": round(load_seconds, 4),
             "files": result.done, "failed": result.failed,
-            "bytes": sum(r["bytes"] for r in result.done),
+            "bytes": sum(r["bytes"] for r in result.done), "bpp": mean_bpp(result.done),
         })
     raise_if_failed(result, len(inputs))

@@ -25,6 +25,7 @@ def info(
     d = describe(container)
     h = d["header"]
     d["file"] = path
+    d["bytes"] = len(data)
     d["bpp"] = len(data) * 8 / (h["width"] * h["height"])
     d["crc_ok"] = True
     if json_out:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from codec import coder
-from codec.container import HEAD, YSTR, ZSTR, Header, Limits, read_container, write_container
+from codec.container import YSTR, ZSTR, Header, Limits, read_container, write_container
 from codec.entropy.gaussian import snap_means, snap_scales
 from codec.errors import FormatError, ModelError, UnsupportedError
 from codec.io import crop, pad_to_multiple, read_image

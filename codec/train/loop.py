@@ -196,8 +196,8 @@ def train(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
             csv_file.flush()
             if step % 500 == 0 or step == 1:
                 log(
-                    f"step {step} {progress * 100:5.1f}% loss {float(loss):.3f} bpp {float(bpp):.3f} "
-                    f"psnr {_psnr(float(mse)):.2f} lr {lr:.2e} aux {float(aux):.1f} {elapsed / 60:.1f} min"
+                    f"step {step} {progress * 100:5.1f}% loss {loss.item():.3f} bpp {bpp.item():.3f} "
+                    f"psnr {_psnr(mse.item()):.2f} lr {lr:.2e} aux {aux.item():.1f} {elapsed / 60:.1f} min"
                     + (f" | val bpp {row[7]:.3f} psnr {row[8]:.2f}" if row[7] != "" else "")
                 )
         if time.monotonic() - last_ckpt > cfg.ckpt_minutes * 60:
