@@ -14,6 +14,7 @@ import typer
 
 from cli.decode import decode
 from cli.encode import encode
+from cli.eval import eval_
 from cli.info import info
 from cli.models import models
 
@@ -94,6 +95,7 @@ def make_app() -> typer.Typer:
 
     for command in (encode, decode, info, models):
         app.command()(guarded(command))
+    app.command(name="eval")(guarded(eval_))
     return app
 
 

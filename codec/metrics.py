@@ -71,8 +71,8 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     import torch
     from pytorch_msssim import ms_ssim as _ms_ssim
 
-    x = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].double()  # (1, 3, H, W)
-    y = torch.from_numpy(np.ascontiguousarray(b)).permute(2, 0, 1)[None].double()
+    x = torch.from_numpy(np.array(a, copy=True)).permute(2, 0, 1)[None].double()  # (1, 3, H, W)
+    y = torch.from_numpy(np.array(b, copy=True)).permute(2, 0, 1)[None].double()
     with torch.no_grad():
         return float(_ms_ssim(x, y, data_range=255.0, size_average=True))
 

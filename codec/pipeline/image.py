@@ -55,23 +55,50 @@ def load_model(model: str | LoadedModel | None = None) -> LoadedModel:
     return model if isinstance(model, LoadedModel) else _load_shipped(model)
 
 
+STEP_UNIT = 1000  # header.quality = quantisation step in thousandths; 0 means step 1
+STEP_RANGE = (0.25, 8.0)
+
+
+def step_to_quality(step: float) -> int:
+    """Header value for a quantisation step (rounded to 1/1000; 0 for the trained step 1)."""
+    if not STEP_RANGE[0] <= step <= STEP_RANGE[1]:
+        raise ValueError(f"quantisation step must be within {STEP_RANGE[0]}..{STEP_RANGE[1]}, got {step}")
+    q = int(round(step * STEP_UNIT))
+    return 0 if q == STEP_UNIT else q
+
+
+def quality_to_step(quality: int) -> float:
+    """Quantisation step of a header's quality field, identical on both sides."""
+    step = 1.0 if quality == 0 else quality / STEP_UNIT
+    if not STEP_RANGE[0] <= step <= STEP_RANGE[1]:
+        raise FormatError(f"quantisation step {step} in the header is outside {STEP_RANGE[0]}..{STEP_RANGE[1]}")
+    return step
+
+
 @torch.no_grad()
-def entropy_parameters(model: LoadedModel, z_sym: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+def entropy_parameters(model: LoadedModel, z_sym: np.ndarray, step: float = 1.0) -> tuple[torch.Tensor, np.ndarray]:
     """z symbols (N, h, w) -> snapped means (1, M, 4h, 4w) float32 and scale indexes (M, 4h, 4w).
 
-    Identical on both sides: integer input, float64 arithmetic on CPU, outputs on a grid.
+    Identical on both sides: integer input, float64 arithmetic on CPU, outputs on a grid. With a
+    quantisation step, y is coded as round((y - mean) / step), whose scale is scale / step.
     """
     med = model.module.z_density.quantiles[:, 0, 1].double().view(1, -1, 1, 1)
     z_hat = torch.from_numpy(z_sym.astype(np.float64))[None] + med
     mean, scale = model.h_s64(z_hat).chunk(2, dim=1)
-    scale_index = snap_scales(scale.abs(), model.scale_table)
+    scale_index = snap_scales(scale.abs() / step, model.scale_table)
     return snap_means(mean), scale_index[0].numpy()
 
 
 @torch.no_grad()
-def compress(model: LoadedModel, pixels: np.ndarray) -> Encoded:
-    """(H, W, 3) uint8 -> a complete container."""
+def compress(model: LoadedModel, pixels: np.ndarray, step: float = 1.0) -> Encoded:
+    """(H, W, 3) uint8 -> a complete container.
+
+    `step` scales the quantisation of y (1 = as trained; larger = fewer bits, lower quality): a
+    continuous rate control of one model, recorded in the header so decoding needs no flag.
+    """
     t0 = time.perf_counter()
+    quality = step_to_quality(step)
+    step = quality_to_step(quality)
     height, width = pixels.shape[:2]
     padded, (pad_bottom, pad_right) = pad_to_multiple(pixels, STRIDE)
     x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float().div_(255.0)
@@ -80,8 +107,8 @@ def compress(model: LoadedModel, pixels: np.ndarray) -> Encoded:
     z = module.h_a(y)
     med = module.z_density.quantiles[:, 0, 1].view(1, -1, 1, 1)
     z_sym = torch.round(z - med)[0].to(torch.int32).numpy()
-    mean_q, scale_index = entropy_parameters(model, z_sym)
-    y_sym = torch.round(y - mean_q)[0].to(torch.int32).numpy()
+    mean_q, scale_index = entropy_parameters(model, z_sym, step)
+    y_sym = torch.round((y - mean_q) / step)[0].to(torch.int32).numpy()
 
     z_stream = coder.encode_categorical(
         z_sym.reshape(z_sym.shape[0], -1), model.z_pmf.numpy(), model.z_offsets.numpy()
@@ -89,7 +116,7 @@ def compress(model: LoadedModel, pixels: np.ndarray) -> Encoded:
     y_stream = coder.encode_gaussian(y_sym, scale_index, model.scale_table.numpy())
     header = Header(
         kind=0, width=width, height=height, pad_right=pad_right, pad_bottom=pad_bottom,
-        bit_depth=8, channels=3, quality=0, weights_sha256_prefix=model.sha256_prefix,
+        bit_depth=8, channels=3, quality=quality, weights_sha256_prefix=model.sha256_prefix,
         model_id=model.model_id, coder=coder.coder_name(), coder_version=coder.coder_version(),
     )
     data = write_container(header, [(ZSTR, z_stream), (YSTR, y_stream)])
@@ -119,6 +146,7 @@ def decompress(data: bytes, model: str | LoadedModel | None = None, limits: Limi
             f"the installed weights are {model.sha256_prefix.hex()}"
         )
     t0 = time.perf_counter()
+    step = quality_to_step(header.quality)
     hp, wp = header.padded_height, header.padded_width
     if hp % STRIDE or wp % STRIDE:
         raise FormatError(f"padded size {wp}x{hp} is not a multiple of the model stride {STRIDE}")
@@ -128,9 +156,9 @@ def decompress(data: bytes, model: str | LoadedModel | None = None, limits: Limi
     z_sym = coder.decode_categorical(
         container.get(ZSTR), model.z_pmf.numpy(), model.z_offsets.numpy(), zh * zw
     ).reshape(n_z, zh, zw)
-    mean_q, scale_index = entropy_parameters(model, z_sym)
+    mean_q, scale_index = entropy_parameters(model, z_sym, step)
     y_sym = coder.decode_gaussian(container.get(YSTR), scale_index, model.scale_table.numpy())
-    y_hat = torch.from_numpy(y_sym.astype(np.float32))[None] + mean_q
+    y_hat = torch.from_numpy(y_sym.astype(np.float32))[None] * step + mean_q
     x_hat = module.g_s(y_hat)
     pixels = x_hat[0].clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(1, 2, 0).numpy()
     pixels = crop(pixels, header.height, header.width)
@@ -157,9 +185,12 @@ def _as_pixels(image, max_pixels: int) -> np.ndarray:
     raise TypeError(f"cannot encode a {type(image).__name__}; pass a path, bytes, PIL image or uint8 array")
 
 
-def encode_image(image, model: str | LoadedModel | None = None, *, max_pixels: int = Limits().max_pixels) -> bytes:
-    """Encode an image (path, file bytes, PIL image or (H, W, 3) uint8 array) to a bitstream."""
-    return compress(load_model(model), _as_pixels(image, max_pixels)).data
+def encode_image(image, model: str | LoadedModel | None = None, *, step: float = 1.0,
+                 max_pixels: int = Limits().max_pixels) -> bytes:
+    """Encode an image (path, file bytes, PIL image or (H, W, 3) uint8 array) to a bitstream.
+
+    `step`: quantisation step of the latents (1 = the model's trained rate; 0.25..8)."""
+    return compress(load_model(model), _as_pixels(image, max_pixels), step).data
 
 
 def decode_image(data: bytes, model: str | LoadedModel | None = None, *, limits: Limits = Limits()):

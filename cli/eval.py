@@ -1,0 +1,99 @@
+"""codec eval: rate-distortion sweeps of our models and the classical codecs, BD-rates, plot, CI check."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from cli.output import Output
+from codec.errors import UsageError
+
+DEFAULT_CODECS = ["ours", "jpeg", "webp", "avif", "jxl", "jpeg2000"]
+
+
+def eval_(
+    source: str = typer.Argument(..., help="A folder of images, a glob, or one image."),
+    codecs: List[str] = typer.Option(None, "--codec", "-c", help="jpeg, jpeg444, webp, avif, jxl, jpeg2000, x265, ours:<model_id>[@steps]; repeatable (default: ours and all classical but x265)."),
+    anchor: Optional[str] = typer.Option(None, "--anchor", help="BD-rate anchor (default: the first classical codec; published:<name> allowed)."),
+    published: Optional[str] = typer.Option(None, "--published", help="Comma-separated published curves to overlay, e.g. vtm,bpg444."),
+    output: Path = typer.Option(Path("eval-out"), "--output", "-o", help="Folder for results.json, table.md and rd.png."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Images in parallel processes."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images."),
+    check: Optional[Path] = typer.Option(None, "--check", help="Baseline results.json: fail if our BD-rate against it is worse than --tolerance."),
+    tolerance: float = typer.Option(1.0, "--tolerance", help="Allowed BD-rate loss in percent for --check."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+) -> None:
+    """Rate-distortion evaluation against the classical codecs (whole-file bpp, PSNR, MS-SSIM, BD-rate)."""
+    from codec.eval import published as pub
+    from codec.eval.codecs import make_codec
+    from codec.eval.report import build_results, check as run_check, write
+    from codec.eval.sweep import find_images, run_sweep
+
+    out = Output(json_out)
+    specs = list(codecs) if codecs else list(DEFAULT_CODECS)
+    built = []
+    for spec in specs:
+        try:
+            built.append(make_codec(spec))
+        except UsageError:
+            raise
+        except Exception as exc:  # a codec this machine cannot run: say so and go on
+            from codec.errors import UnsupportedError
+
+            if not isinstance(exc, UnsupportedError):
+                raise
+            out.warn(f"skipping {spec}: {exc}")
+    if not built:
+        raise UsageError("no codec to evaluate")
+    names = [c.name for c in built]
+    baseline = None
+    if check is not None:
+        try:
+            baseline = json.loads(check.read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read baseline {check}: {exc}") from None
+    curves_pub = pub.load([n.strip() for n in published.split(",") if n.strip()]) if published else {}
+    classical = [c.name for c in built if c.classical]
+    anchors = [anchor] if anchor else ([classical[0]] if classical else [])
+    anchors += [a for a in curves_pub if a not in anchors]
+    for a in anchors:
+        if a not in names and a not in curves_pub:
+            raise UsageError(f"anchor {a!r} is neither an evaluated codec nor a loaded published curve")
+    images = find_images(source, limit)
+    from codec.eval.sweep import points_per_image
+
+    total = len(images) * points_per_image(specs_for(built))
+    out.say(f"{len(images)} images x {total // len(images)} points: {', '.join(names)}")
+    with out.progress_points(total, "eval") as advance:
+        rows = run_sweep(specs_for(built), images, jobs=jobs, on_image=lambda name, n: advance(name, n))
+    command = "codec eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else "codec eval"
+    results = build_results(rows, built, curves_pub, anchors, [p.name for p in images], command)
+    paths = write(results, output)
+    out.say(paths["table"].read_text().split("\nPer quality point")[0])
+    out.say(f"wrote {paths['json']}, {paths['table']}, {paths['plot']}")
+    failures = run_check(results, baseline, tolerance) if baseline is not None else []
+    if json_out:
+        out.emit({"command": "eval", "output": {k: str(v) for k, v in paths.items()}, "bd": results["bd"],
+                  "check": None if baseline is None else {"tolerance": tolerance, "failures": failures}})
+    if failures:
+        from codec.errors import CodecError
+
+        err = CodecError("regression check failed: " + "; ".join(failures))
+        err.exit_code = 6
+        raise err
+
+
+def specs_for(built) -> list[str]:
+    """Canonical specs (ours resolved to its model id and steps) so worker processes build the same codecs."""
+    specs = []
+    for c in built:
+        if c.classical:
+            specs.append(c.name)
+        else:
+            specs.append(f"{c.name}@{','.join(str(q) for q in c.qualities)}")
+    return specs

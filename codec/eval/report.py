@@ -1,0 +1,207 @@
+"""Turning sweep rows into curves, BD tables, results.json (CompressAI's shape), markdown, a plot,
+and the regression check against a baseline results.json."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from codec.eval.bd import Delta, delta
+
+METRICS = ("bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time")
+
+
+def machine() -> dict:
+    import torch
+
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(), "python": platform.python_version(),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+
+
+def curves(rows: list[dict], codecs: list) -> dict[str, dict]:
+    """Per codec: mean over images of each metric at each quality, sorted by bpp."""
+    out = {}
+    for codec in codecs:
+        by_q = defaultdict(list)
+        for r in rows:
+            if r["codec"] == codec.name:
+                by_q[r["quality"]].append(r)
+        points = []
+        for q, rs in by_q.items():
+            p = {"quality": q, "images": len(rs)}
+            for m in METRICS:
+                vals = [r[m] for r in rs if r[m] is not None and np.isfinite(r[m])]
+                p[m] = float(np.mean(vals)) if vals else None
+            points.append(p)
+        points.sort(key=lambda p: p["bpp"])
+        results = {m: [p[m] for p in points] for m in METRICS}
+        results["quality"] = [p["quality"] for p in points]
+        out[codec.name] = {"name": codec.name, "label": codec.label, "description": codec.label,
+                           "version": codec.version, "settings": codec.settings, "published": False,
+                           "results": results}
+    return out
+
+
+def bd_table(all_curves: dict[str, dict], anchor: str, metric: str = "psnr-rgb") -> dict[str, dict]:
+    """BD-rate/BD-quality of every curve against `anchor` on `metric`."""
+    a = all_curves[anchor]["results"]
+    table = {}
+    for name, c in all_curves.items():
+        res = c["results"]
+        if name == anchor or metric not in res or metric not in a:
+            continue
+        d: Delta = delta(a["bpp"], a[metric], res["bpp"], res[metric])
+        table[name] = {"bd_rate": d.bd_rate, "bd_quality": d.bd_quality, "overlap": d.overlap,
+                       "points_in_overlap": list(d.points_in_overlap), "warning": d.warning}
+    return table
+
+
+def build_results(rows, codecs, published: dict, anchors: list[str], images: list[str], command: str) -> dict:
+    measured = curves(rows, codecs)
+    all_curves = {**measured, **published}
+    bd = {}
+    for anchor in anchors:
+        if anchor in all_curves:
+            bd[anchor] = {m: bd_table(all_curves, anchor, m) for m in ("psnr-rgb", "ms-ssim-rgb")}
+    jpeg = measured.get("jpeg")
+    return {
+        "name": "codec eval",
+        "description": "Means over images of per-image values at each quality point; bpp from whole files. "
+                       "Published curves are reference data measured elsewhere.",
+        "date": _dt.date.today().isoformat(), "command": command, "machine": machine(), "images": images,
+        "codecs": measured, "published": published, "anchors": anchors, "bd": bd,
+        "time_reference": "jpeg" if jpeg else None,
+        "per_image": rows,
+    }
+
+
+def _mean_time(c: dict, key: str) -> float | None:
+    vals = [v for v in c["results"].get(key, []) if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def _fmt(v, fmt: str, empty: str = "-") -> str:
+    return empty if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, fmt)
+
+
+def markdown(results: dict) -> str:
+    measured, published = results["codecs"], results["published"]
+    anchors = results["anchors"]
+    jpeg = measured.get("jpeg")
+    jpeg_enc = _mean_time(jpeg, "encoding_time") if jpeg else None
+    jpeg_dec = _mean_time(jpeg, "decoding_time") if jpeg else None
+    head = ["codec", "points", "bpp range", "PSNR range"]
+    for a in anchors:
+        label = a.replace("published:", "") + (" (published)" if a.startswith("published:") else "")
+        head += [f"BD-rate vs {label}", f"BD-PSNR vs {label}"]
+    head += ["enc s/img", "dec s/img", "enc / dec time vs JPEG"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, c in list(measured.items()) + list(published.items()):
+        r = c["results"]
+        row = [c["label"], str(len(r["bpp"])), f"{min(r['bpp']):.3f}-{max(r['bpp']):.3f}",
+               f"{min(r['psnr-rgb']):.2f}-{max(r['psnr-rgb']):.2f}"]
+        for a in anchors:
+            d = results["bd"].get(a, {}).get("psnr-rgb", {}).get(name)
+            if name == a:
+                row += ["anchor", "anchor"]
+            elif d is None or d["bd_rate"] is None:
+                row += ["-", "-"]
+            else:
+                flag = " *" if d["warning"] else ""
+                row += [f"{d['bd_rate']:+.1f}%{flag}", f"{d['bd_quality']:+.2f} dB{flag}"]
+        if c.get("published"):
+            row += ["(published)", "", ""]
+        else:
+            enc, dec = _mean_time(c, "encoding_time"), _mean_time(c, "decoding_time")
+            ratio = f"{enc / jpeg_enc:.0f}x / {dec / jpeg_dec:.0f}x" if jpeg_enc and jpeg_dec and enc and dec else "-"
+            row += [_fmt(enc, ".3f"), _fmt(dec, ".3f"), ratio]
+        lines.append("| " + " | ".join(row) + " |")
+    notes = [f"* {name}: {d['warning']}" for a in anchors for name, d in results["bd"].get(a, {}).get("psnr-rgb", {}).items() if d["warning"]]
+    m = results["machine"]
+    out = [f"Images: {len(results['images'])}. Machine: {m['cpu']}, {m['cpu_count']} cores, torch threads {m['torch_threads']}. "
+           f"Command: `{results['command']}`", "", *lines]
+    if notes:
+        out += ["", "Overlap warnings (marked *):", *sorted(set(notes))]
+    out += ["", "Per quality point (means over images):", "",
+            "| codec | quality | bpp | PSNR-RGB dB | MS-SSIM-RGB | enc s | dec s |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for c in measured.values():
+        r = c["results"]
+        for i in range(len(r["bpp"])):
+            out.append(f"| {c['label']} | {r['quality'][i]} | {r['bpp'][i]:.4f} | {r['psnr-rgb'][i]:.2f} | "
+                       f"{_fmt(r['ms-ssim-rgb'][i], '.4f')} | {_fmt(r['encoding_time'][i], '.3f')} | {_fmt(r['decoding_time'][i], '.3f')} |")
+    return "\n".join(out) + "\n"
+
+
+def plot(results: dict, path: Path, max_bpp: float = 2.0) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 6), dpi=110)
+    for c in results["codecs"].values():
+        r = c["results"]
+        lw = 2.4 if c["name"].startswith("ours") else 1.4
+        ax.plot(r["bpp"], r["psnr-rgb"], marker="o", ms=3, lw=lw, label=c["label"])
+    for c in results["published"].values():
+        r = c["results"]
+        ax.plot(r["bpp"], r["psnr-rgb"], ls="--", lw=1.1, label=c["label"])
+    ax.set_xlim(0, max_bpp)
+    ys = [v for c in results["codecs"].values() for b, v in zip(c["results"]["bpp"], c["results"]["psnr-rgb"]) if b <= max_bpp]
+    if ys:
+        ax.set_ylim(min(ys) - 0.5, max(ys) + 0.5)
+    ax.set_xlabel("bits per pixel (whole file)")
+    ax.set_ylabel("PSNR-RGB (dB)")
+    ax.set_title(f"Rate-distortion, {len(results['images'])} images (dashed: published, not measured here)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def check(results: dict, baseline: dict, tolerance: float) -> list[str]:
+    """Failures: our codecs whose BD-rate against the same codec in `baseline` exceeds `tolerance` %."""
+    failures = []
+    base = {**baseline.get("codecs", {})}
+    for name, c in results["codecs"].items():
+        if c.get("published") or not name.startswith("ours") or name not in base:
+            continue
+        for metric in ("psnr-rgb", "ms-ssim-rgb"):
+            b, r = base[name]["results"], c["results"]
+            if metric not in b or metric not in r:
+                continue
+            d = delta(b["bpp"], b[metric], r["bpp"], r[metric])
+            if d.bd_rate is None:
+                failures.append(f"{name} {metric}: no BD-rate against the baseline ({d.warning})")
+            elif d.bd_rate > tolerance:
+                failures.append(f"{name} {metric}: BD-rate {d.bd_rate:+.2f}% against the baseline, over the tolerance of {tolerance}%")
+    compared = [n for n in results["codecs"] if n.startswith("ours") and n in base]
+    if not compared:
+        failures.append("the baseline has none of the evaluated ours:* codecs to compare with")
+    return failures
+
+
+def write(results: dict, folder: Path) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"json": folder / "results.json", "table": folder / "table.md", "plot": folder / "rd.png"}
+    tmp = paths["json"].with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=1, default=float) + "\n")
+    tmp.replace(paths["json"])
+    paths["table"].write_text(markdown(results))
+    plot(results, paths["plot"])
+    return paths
