@@ -22,6 +22,7 @@ def encode(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the transforms."),
     max_pixels: int = typer.Option(268_435_456, "--max-pixels", min=1, help="Refuse images larger than this."),
+    step: float = typer.Option(1.0, "--step", min=0.25, max=8.0, help="Quantisation step of the latents: 1 = the model's trained rate, larger = smaller files (recorded in the file)."),
 ) -> None:
     """Compress images into .bin bitstreams."""
     out, outputs = prepare(inputs, output, ".bin", json_out=json_out, force=force, threads=threads, what="bitstream")
@@ -38,7 +39,7 @@ def encode(
         image = read_image(read_stdin_bytes(MAX_INPUT_BYTES) if src == STDIO else src, max_pixels=max_pixels)
         for w in image.warnings:
             out.warn(w)
-        enc = compress(loaded, image.pixels)
+        enc = compress(loaded, image.pixels, step)
         if dst == STDIO:
             write_stdout_bytes(enc.data)
         else:

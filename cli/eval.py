@@ -89,11 +89,17 @@ def eval_(
 
 
 def specs_for(built) -> list[str]:
-    """Canonical specs (ours resolved to its model id and steps) so worker processes build the same codecs."""
+    """Canonical specs (ours resolved to model ids and steps) so worker processes build the same codecs."""
     specs = []
     for c in built:
         if c.classical:
             specs.append(c.name)
+        elif len(c.settings["models"]) == 1:
+            specs.append(f"{c.name}@{','.join(f'{q:g}' for q in c.qualities)}")
         else:
-            specs.append(f"{c.name}@{','.join(str(q) for q in c.qualities)}")
+            per_model = {}
+            for point in c.qualities:
+                model_id, step = point.split("@")
+                per_model.setdefault(model_id, []).append(step)
+            specs.append("ours:" + "+".join(f"{m}@{','.join(s)}" for m, s in per_model.items()))
     return specs

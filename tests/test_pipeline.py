@@ -146,3 +146,22 @@ def test_two_thread_encode_and_one_thread_decode_give_identical_pixels(tmp_path)
     two = _run(DECODE.format(threads=2, path=str(tmp_path / "c.bin")), env)
     assert (one["threads"], two["threads"]) == (1, 2)
     assert one == {**two, "threads": 1}
+
+
+def test_larger_quantisation_step_gives_smaller_files_and_is_recorded():
+    from codec.io import read_image
+    from codec.pipeline.image import load_model, quality_to_step
+
+    model = load_model(None)  # the shipped default: a random tiny model codes everything as zeros
+    pixels = read_image(REPO / "assets" / "coffee.png").pixels[:96, :128]
+    fine, coarse = compress(model, pixels, 1.0), compress(model, pixels, 3.0)
+    assert coarse.header.quality == 3000 and fine.header.quality == 0
+    assert quality_to_step(coarse.header.quality) == 3.0
+    assert len(coarse.data) < len(fine.data)
+    dec = decompress(coarse.data, model)
+    np.testing.assert_array_equal(dec.y_sym, coarse.y_sym)
+
+
+def test_quantisation_step_outside_the_range_is_refused():
+    with pytest.raises(ValueError):
+        compress(tiny_model(), smooth_image(8, 8), 20.0)

@@ -143,27 +143,45 @@ def x265() -> Codec:
 
 
 OURS_STEPS = {
-    "default": [2.5, 2.0, 1.6, 1.3, 1.0, 0.8, 0.65],
-    "hyperprior-mse-l025": [1.6, 1.3, 1.0, 0.8, 0.65, 0.5, 0.4],
+    "default": [4.0, 3.0, 2.5, 2.0, 1.6, 1.3, 1.0, 0.8],
+    "hyperprior-mse-l025": [1.3, 1.0, 0.8, 0.65, 0.5, 0.4, 0.32],
 }
 
 
 def ours(spec: str) -> Codec:
-    """`ours:<model_id>[@s1,s2,...]`: our pipeline at several quantisation steps of one model."""
+    """Our pipeline: `ours` (the default model), `ours:<id>`, `ours:<id>@s1,s2,...` (its quantisation
+    steps), or `ours:<id1>+<id2>` (the zoo: every point of each model, each at its own steps; a user
+    picks the model and step for a target rate, and the file records both)."""
     from codec.pipeline.image import compress, decompress, load_model
     from codec.zoo import default_model_id
 
     body = spec.split(":", 1)[1] if ":" in spec else ""
-    model_id, _, steps_text = body.partition("@")
-    model_id = model_id or default_model_id()
-    steps = [float(s) for s in steps_text.split(",")] if steps_text else OURS_STEPS.get(model_id, OURS_STEPS["default"])
-    model = load_model(model_id)
+    points: list[str] = []
+    ids = []
+    for part in (body or default_model_id()).split("+"):
+        model_id, _, steps_text = part.partition("@")
+        model_id = model_id or default_model_id()
+        steps = [float(s) for s in steps_text.split(",")] if steps_text else OURS_STEPS.get(model_id, OURS_STEPS["default"])
+        load_model(model_id)  # fail early (exit 5) on an unknown id
+        ids.append(model_id)
+        points += [f"{model_id}@{s:g}" for s in steps]
 
+    def encode(pixels: np.ndarray, point: str) -> bytes:
+        model_id, step = point.split("@")
+        return compress(load_model(model_id), pixels, float(step)).data
+
+    def decode(data: bytes) -> np.ndarray:
+        return decompress(data).pixels  # the model named in the header
+
+    single = len(ids) == 1
     return Codec(
-        name=f"ours:{model_id}", label=f"codec {model_id}", version=f"codec {__import__('codec').__version__}, weights {model.sha256[:12]}",
-        settings={"model_id": model_id, "quantisation_step": "sweep", "threads": "torch default"},
-        qualities=steps, encode=lambda px, s: compress(model, px, s).data,
-        decode=lambda data: decompress(data, model).pixels, classical=False,
+        name="ours:" + "+".join(ids), label="codec " + (ids[0] if single else "zoo (" + ", ".join(ids) + ")"),
+        version=f"codec {__import__('codec').__version__}, weights "
+                + ", ".join(load_model(i).sha256[:12] for i in ids),
+        settings={"models": ids, "points": "model@quantisation_step", "threads": "torch default"},
+        qualities=points if not single else [float(p.split("@")[1]) for p in points],
+        encode=(lambda px, s: encode(px, f"{ids[0]}@{s}")) if single else encode,
+        decode=decode, classical=False,
     )
 
 

@@ -153,10 +153,15 @@ def plot(results: dict, path: Path, max_bpp: float = 2.0) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 6), dpi=110)
+    from codec.eval.bd import clean_curve
+
     for c in results["codecs"].values():
         r = c["results"]
         lw = 2.4 if c["name"].startswith("ours") else 1.4
-        ax.plot(r["bpp"], r["psnr-rgb"], marker="o", ms=3, lw=lw, label=c["label"])
+        x, y, dropped = clean_curve(r["bpp"], r["psnr-rgb"])  # the line joins the monotone envelope
+        (line,) = ax.plot(x, y, marker="o", ms=3, lw=lw, label=c["label"])
+        if dropped:
+            ax.plot(r["bpp"], r["psnr-rgb"], ls="none", marker="o", ms=3, mfc="none", color=line.get_color())
     for c in results["published"].values():
         r = c["results"]
         ax.plot(r["bpp"], r["psnr-rgb"], ls="--", lw=1.1, label=c["label"])
@@ -184,6 +189,9 @@ def check(results: dict, baseline: dict, tolerance: float) -> list[str]:
         for metric in ("psnr-rgb", "ms-ssim-rgb"):
             b, r = base[name]["results"], c["results"]
             if metric not in b or metric not in r:
+                continue
+            finite = [sum(1 for v in x[metric] if v is not None and np.isfinite(v)) for x in (b, r)]
+            if min(finite) < 2:  # e.g. MS-SSIM is undefined for images under 161 px
                 continue
             d = delta(b["bpp"], b[metric], r["bpp"], r[metric])
             if d.bd_rate is None:

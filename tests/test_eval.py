@@ -1,0 +1,147 @@
+"""codec eval: BD-rate arithmetic, a tiny end-to-end sweep of every installed codec, the CI check."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from cli.app import make_app
+from codec.eval.bd import clean_curve, delta
+from codec.eval.codecs import CLASSICAL, make_codec
+from codec.eval.report import check
+from codec.errors import UnsupportedError, UsageError
+
+RATES = [0.1, 0.2, 0.4, 0.8, 1.6, 2.0]
+PSNRS = [28.0, 30.0, 32.5, 35.0, 38.0, 39.0]
+
+
+def test_bd_rate_of_a_curve_against_itself_is_zero():
+    d = delta(RATES, PSNRS, RATES, PSNRS)
+    assert d.bd_rate == pytest.approx(0.0, abs=1e-9)
+    assert d.bd_quality == pytest.approx(0.0, abs=1e-9)
+
+
+def test_bd_rate_of_rates_scaled_by_0_9_is_minus_10_percent():
+    d = delta(RATES, PSNRS, [r * 0.9 for r in RATES], PSNRS)
+    assert d.bd_rate == pytest.approx(-10.0, abs=0.01)
+    assert d.bd_quality > 0
+
+
+def test_bd_rate_refuses_curves_that_do_not_overlap():
+    d = delta(RATES, PSNRS, [0.1, 0.2, 0.3], [40.0, 41.0, 42.0])
+    assert d.bd_rate is None and "overlap" in d.warning
+
+
+def test_short_overlap_is_flagged():
+    d = delta(RATES, PSNRS, [1.5, 1.9, 2.5, 3.0], [37.0, 38.5, 40.0, 41.0])
+    assert d.warning and "short overlap" in d.warning
+
+
+def test_non_monotone_points_are_dropped_before_interpolation():
+    r, q, dropped = clean_curve([0.3, 0.1, 0.2, 0.4], [31.0, 29.0, 30.0, 30.5])
+    assert list(r) == [0.1, 0.2, 0.3] and dropped == 1
+
+
+def test_unknown_codec_lists_the_valid_ones():
+    with pytest.raises(UsageError, match="webp"):
+        make_codec("gif")
+
+
+@pytest.fixture(scope="module")
+def two_images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:72, 0:104]
+    for i in range(2):
+        img = np.stack([120 + 90 * np.sin(xx / (7 + i) + c) * np.cos(yy / 11) for c in range(3)], -1)
+        img = np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(folder / f"img{i}.png")
+    return folder
+
+
+def installed_classical() -> list[str]:
+    names = []
+    for name in CLASSICAL:
+        try:
+            make_codec(name)
+            names.append(name)
+        except UnsupportedError:
+            pass
+    return names
+
+
+@pytest.fixture(scope="module")
+def tiny_eval(two_images, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    codecs = installed_classical()
+    args = ["eval", str(two_images), "-o", str(out), "--anchor", "webp", "-c", "ours:hyperprior-mse-l0067@2.0,1.4,1.0,0.7"]
+    for c in codecs:
+        args += ["-c", c]
+    result = CliRunner().invoke(make_app(), args)
+    assert result.exit_code == 0, result.output
+    return out, codecs
+
+
+def test_tiny_eval_runs_every_installed_codec_and_writes_json_table_and_plot(tiny_eval):
+    out, codecs = tiny_eval
+    results = json.loads((out / "results.json").read_text())
+    assert {"jpeg", "webp"} <= set(codecs)
+    assert set(results["codecs"]) == {"ours:hyperprior-mse-l0067", *codecs}
+    for c in results["codecs"].values():
+        r = c["results"]
+        assert len(r["bpp"]) == len(r["psnr-rgb"]) == len(r["ms-ssim-rgb"]) == len(c["settings"] and r["quality"])
+        assert all(b > 0 for b in r["bpp"]) and c["version"]
+        assert r["bpp"] == sorted(r["bpp"])
+    assert len(results["per_image"]) == 2 * sum(len(c["results"]["bpp"]) for c in results["codecs"].values())
+    assert "ours:hyperprior-mse-l0067" in results["bd"]["webp"]["psnr-rgb"]
+    table = (out / "table.md").read_text()
+    assert "BD-rate vs webp" in table and "codec hyperprior-mse-l0067" in table
+    assert (out / "rd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ours_bpp_counts_the_whole_file(tiny_eval):
+    out, _ = tiny_eval
+    rows = json.loads((out / "results.json").read_text())["per_image"]
+    for r in rows:
+        assert r["bpp"] == pytest.approx(r["bytes"] * 8 / (72 * 104))
+
+
+def test_check_fails_against_a_better_baseline_and_passes_against_itself(tiny_eval):
+    out, _ = tiny_eval
+    results = json.loads((out / "results.json").read_text())
+    assert check(results, results, tolerance=1.0) == []
+    better = copy.deepcopy(results)
+    ours = better["codecs"]["ours:hyperprior-mse-l0067"]["results"]
+    ours["bpp"] = [b * 0.8 for b in ours["bpp"]]  # the baseline needed 20% fewer bits
+    failures = check(results, better, tolerance=1.0)
+    assert failures and "ours:hyperprior-mse-l0067" in failures[0] and "psnr-rgb" in failures[0]
+
+
+def test_check_through_the_cli_exits_non_zero_naming_codec_and_metric(tiny_eval, two_images, tmp_path):
+    out, _ = tiny_eval
+    baseline = json.loads((out / "results.json").read_text())
+    ours = baseline["codecs"]["ours:hyperprior-mse-l0067"]["results"]
+    ours["bpp"] = [b * 0.8 for b in ours["bpp"]]
+    (tmp_path / "baseline.json").write_text(json.dumps(baseline))
+    result = CliRunner().invoke(make_app(), [
+        "eval", str(two_images), "-o", str(tmp_path / "o"), "-c", "ours:hyperprior-mse-l0067@2.0,1.4,1.0,0.7",
+        "-c", "jpeg", "--check", str(tmp_path / "baseline.json"), "--tolerance", "1.0"])
+    assert result.exit_code == 6
+    assert "ours:hyperprior-mse-l0067 psnr-rgb" in result.stderr
+
+
+def test_shipped_default_model_has_not_regressed_against_the_committed_baseline(tmp_path):
+    """Our own CI guard: the default model's RD curve on two held-out crops must stay within 1%
+    BD-rate of tests/golden/eval_baseline.json (scripts/make_eval_baseline.sh regenerates it)."""
+    from pathlib import Path
+
+    golden = Path(__file__).resolve().parent / "golden"
+    result = CliRunner().invoke(make_app(), [
+        "eval", str(golden / "eval_images"), "-o", str(tmp_path), "-c", "ours:hyperprior-mse-l0067@2.0,1.4,1.0,0.7",
+        "-c", "jpeg", "--check", str(golden / "eval_baseline.json"), "--tolerance", "1.0"])
+    assert result.exit_code == 0, result.output
