@@ -145,3 +145,34 @@ def test_shipped_default_model_has_not_regressed_against_the_committed_baseline(
         "eval", str(golden / "eval_images"), "-o", str(tmp_path), "-c", "ours:hyperprior-mse-l0067@2.0,1.4,1.0,0.7",
         "-c", "jpeg", "--check", str(golden / "eval_baseline.json"), "--tolerance", "1.0"])
     assert result.exit_code == 0, result.output
+
+
+def test_parallel_jobs_give_the_same_files_as_one_process(two_images):
+    from pathlib import Path
+
+    from codec.eval.sweep import find_images, run_sweep
+
+    images = find_images(str(two_images))
+    specs = ["jpeg", "ours:hyperprior-mse-l0067@2,1"]
+    one = run_sweep(specs, images, jobs=1)
+    two = run_sweep(specs, images, jobs=2)
+    def files(rows):
+        return {(r["image"], r["codec"], str(r["quality"])): r["bytes"] for r in rows}
+
+    assert len(two) == len(one) and files(two) == files(one)
+    assert [r["image"] for r in two] == [r["image"] for r in one]  # rows come back in image order
+    assert {Path(p).name for p in images} == {r["image"] for r in two}
+
+
+def test_published_curves_join_the_bd_table_marked_as_published(two_images, tmp_path):
+    from codec.eval.published import available
+
+    if "vtm" not in available():
+        pytest.skip("no ../shared/anchors/kodak here")
+    result = CliRunner().invoke(make_app(), ["eval", str(two_images), "-o", str(tmp_path), "-c", "jpeg", "-c", "webp",
+                                             "--published", "vtm"])
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["published"]["published:vtm"]["published"] is True
+    assert "published:vtm" in results["bd"]["jpeg"]["psnr-rgb"]
+    assert "VTM (published)" in (tmp_path / "table.md").read_text()
