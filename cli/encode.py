@@ -10,6 +10,7 @@ import typer
 from cli.batch import mean_bpp, prepare, raise_if_failed, refuse_existing, run_batch
 from cli.output import read_stdin_bytes, write_stdout_bytes
 from cli.paths import STDIO
+from codec.errors import UsageError
 
 MAX_INPUT_BYTES = 1 << 30
 
@@ -22,13 +23,27 @@ def encode(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the transforms."),
     max_pixels: int = typer.Option(268_435_456, "--max-pixels", min=1, help="Refuse images larger than this."),
-    step: float = typer.Option(1.0, "--step", min=0.25, max=8.0, help="Quantisation step of the latents: 1 = the model's trained rate, larger = smaller files (recorded in the file)."),
+    quality: Optional[float] = typer.Option(None, "--quality", "-q", min=0, max=100, help="0..100, higher is better (default 60: the model's trained rate)."),
+    target_bpp: Optional[float] = typer.Option(None, "--target-bpp", min=0.0, help="Best quality whose whole file fits this many bits per pixel."),
+    target_size: Optional[str] = typer.Option(None, "--target-size", help="Best quality whose whole file fits this size, e.g. 40KB, 1.5MiB."),
+    step: Optional[float] = typer.Option(None, "--step", min=0.25, max=8.0, help="Single-rate models: quantisation step of the latents (1 = as trained)."),
 ) -> None:
     """Compress images into .bin bitstreams."""
+    chosen = [n for n, v in (("--quality", quality), ("--target-bpp", target_bpp), ("--target-size", target_size),
+                              ("--step", step)) if v is not None]
+    if len(chosen) > 1:
+        raise UsageError(f"choose one of {', '.join(chosen)}")
+    from codec.pipeline.rate import parse_size
+
+    try:
+        max_bytes = parse_size(target_size) if target_size is not None else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     out, outputs = prepare(inputs, output, ".bin", json_out=json_out, force=force, threads=threads, what="bitstream")
 
     from codec.io import atomic_write, read_image
     from codec.pipeline import compress, load_model
+    from codec.pipeline.image import compress_to_size
 
     t0 = time.perf_counter()
     loaded = load_model(model)
@@ -39,15 +54,24 @@ def encode(
         image = read_image(read_stdin_bytes(MAX_INPUT_BYTES) if src == STDIO else src, max_pixels=max_pixels)
         for w in image.warnings:
             out.warn(w)
-        enc = compress(loaded, image.pixels, step)
+        h, w = image.pixels.shape[:2]
+        budget = max_bytes if max_bytes is not None else (int(target_bpp * h * w / 8) if target_bpp is not None else None)
+        try:
+            if budget is not None:
+                enc, fits = compress_to_size(loaded, image.pixels, budget)
+                if not fits:
+                    out.warn(f"{src}: even the lowest quality needs {len(enc.data)} bytes, over the target of {budget}")
+            else:
+                enc = compress(loaded, image.pixels, 1.0 if step is None else step, quality)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         if dst == STDIO:
             write_stdout_bytes(enc.data)
         else:
             atomic_write(dst, enc.data, force=force)
-        h, w = image.pixels.shape[:2]
         row = {
             "input": src, "output": dst, "width": w, "height": h, "bytes": len(enc.data),
-            "bpp": len(enc.data) * 8 / (h * w), "encode_seconds": round(enc.seconds, 4),
+            "bpp": len(enc.data) * 8 / (h * w), "encode_seconds": round(enc.seconds, 4), "quality_field": enc.header.quality,
         }
         out.say(f"{src} -> {dst}: {w}x{h}, {len(enc.data)} bytes, {row['bpp']:.4f} bpp, {enc.seconds:.2f} s")
         return row

@@ -150,13 +150,14 @@ def test_two_thread_encode_and_one_thread_decode_give_identical_pixels(tmp_path)
 
 def test_larger_quantisation_step_gives_smaller_files_and_is_recorded():
     from codec.io import read_image
-    from codec.pipeline.image import load_model, quality_to_step
+    from codec.pipeline.image import load_model
+    from codec.pipeline.rate import rate_from_field
 
     model = load_model(None)  # the shipped default: a random tiny model codes everything as zeros
     pixels = read_image(REPO / "assets" / "coffee.png").pixels[:96, :128]
     fine, coarse = compress(model, pixels, 1.0), compress(model, pixels, 3.0)
     assert coarse.header.quality == 3000 and fine.header.quality == 0
-    assert quality_to_step(coarse.header.quality) == 3.0
+    assert rate_from_field(model, coarse.header.quality).step == 3.0
     assert len(coarse.data) < len(fine.data)
     dec = decompress(coarse.data, model)
     np.testing.assert_array_equal(dec.y_sym, coarse.y_sym)

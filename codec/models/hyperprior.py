@@ -15,6 +15,7 @@ so the synthesis learns from the same y_hat it will get at test time.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -33,6 +34,14 @@ class HyperpriorConfig:
 
     N: int = 128
     M: int = 192
+    levels: tuple = ()  # variable rate: the trained lambdas, lowest first (gain units per level)
+
+    def __post_init__(self):
+        object.__setattr__(self, "levels", tuple(float(v) for v in self.levels))
+
+    @property
+    def variable_rate(self) -> bool:
+        return len(self.levels) > 1
 
     @classmethod
     def preset(cls, name: str) -> "HyperpriorConfig":
@@ -46,7 +55,11 @@ class HyperpriorConfig:
         return cls.preset("tiny")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["levels"] = list(self.levels)
+        if not d["levels"]:
+            del d["levels"]
+        return d
 
 
 def ste_round(x: torch.Tensor) -> torch.Tensor:
@@ -82,13 +95,30 @@ class MeanScaleHyperprior(nn.Module):
             conv(M * 3 // 2, M * 2, 3, 1),
         )
         self.z_density = FactorizedDensity(N)
+        if config.variable_rate:
+            # Gain units (Cui et al. 2021, "Asymmetric gained deep image compression"): per level a
+            # per-channel gain applied to y - mean before rounding and a separate inverse gain after;
+            # log-parametrised, initialised to a uniform quantisation step ~ (0.0067 / lambda)^0.5.
+            init = torch.tensor([0.5 * math.log(lam / 0.0067) for lam in config.levels]).view(-1, 1)
+            self.log_gain = nn.Parameter(init.repeat(1, M))
+            self.log_inv_gain = nn.Parameter(-init.repeat(1, M))
 
     def entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z_hat (B,N,h,w) -> mean, scale (B,M,4h,4w); scale >= SCALE_MIN."""
         mean, scale = self.h_s(z_hat).chunk(2, dim=1)
         return mean, scale.abs().clamp_min(SCALE_MIN)  # abs keeps the gradient alive near zero
 
-    def forward(self, x: torch.Tensor) -> ForwardResult:
+    def gains(self, position: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gain and inverse gain (.., M) at level positions in [0, L-1] (fractional: log-linear mix)."""
+        position = position.to(self.log_gain.dtype).clamp(0, len(self.config.levels) - 1)
+        lo = position.floor().long().clamp(max=len(self.config.levels) - 2)
+        a = (position - lo.to(position.dtype)).unsqueeze(-1)
+        log_g = self.log_gain[lo] * (1 - a) + self.log_gain[lo + 1] * a
+        log_ig = self.log_inv_gain[lo] * (1 - a) + self.log_inv_gain[lo + 1] * a
+        return torch.exp(log_g), torch.exp(log_ig)
+
+    def forward(self, x: torch.Tensor, level: torch.Tensor | None = None) -> ForwardResult:
+        """level: (B,) integer level per image for variable-rate models (None otherwise)."""
         y = self.g_a(x).float()
         z = self.h_a(y)
         med = self.z_density.medians.view(1, -1, 1, 1)
@@ -97,8 +127,15 @@ class MeanScaleHyperprior(nn.Module):
         z_hat = ste_round(z - med) + med
         mean, scale = self.entropy_parameters(z_hat)
         residual = y - mean
-        y_likelihoods = gaussian_likelihood(residual + torch.empty_like(y).uniform_(-0.5, 0.5), scale)
-        y_hat = ste_round(residual) + mean
+        if self.config.variable_rate:
+            g, ig = self.gains(level.to(y.device))
+            g, ig = g[:, :, None, None], ig[:, :, None, None]
+            scaled = residual * g
+            y_likelihoods = gaussian_likelihood(scaled + torch.empty_like(y).uniform_(-0.5, 0.5), scale * g)
+            y_hat = ste_round(scaled) * ig + mean
+        else:
+            y_likelihoods = gaussian_likelihood(residual + torch.empty_like(y).uniform_(-0.5, 0.5), scale)
+            y_hat = ste_round(residual) + mean
         x_hat = self.g_s(y_hat)
         return ForwardResult(x_hat=x_hat.float(), y_likelihoods=y_likelihoods, z_likelihoods=z_likelihoods)
 

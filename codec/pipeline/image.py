@@ -26,6 +26,7 @@ from codec.entropy.gaussian import snap_means, snap_scales
 from codec.errors import FormatError, ModelError, UnsupportedError
 from codec.io import crop, pad_to_multiple, read_image
 from codec.models.hyperprior import STRIDE
+from codec.pipeline.rate import Rate, rate_for, rate_from_field
 from codec.weights import LoadedModel
 from codec.weights import load_model as _load_shipped
 
@@ -55,50 +56,43 @@ def load_model(model: str | LoadedModel | None = None) -> LoadedModel:
     return model if isinstance(model, LoadedModel) else _load_shipped(model)
 
 
-STEP_UNIT = 1000  # header.quality = quantisation step in thousandths; 0 means step 1
-STEP_RANGE = (0.25, 8.0)
-
-
-def step_to_quality(step: float) -> int:
-    """Header value for a quantisation step (rounded to 1/1000; 0 for the trained step 1)."""
-    if not STEP_RANGE[0] <= step <= STEP_RANGE[1]:
-        raise ValueError(f"quantisation step must be within {STEP_RANGE[0]}..{STEP_RANGE[1]}, got {step}")
-    q = int(round(step * STEP_UNIT))
-    return 0 if q == STEP_UNIT else q
-
-
-def quality_to_step(quality: int) -> float:
-    """Quantisation step of a header's quality field, identical on both sides."""
-    step = 1.0 if quality == 0 else quality / STEP_UNIT
-    if not STEP_RANGE[0] <= step <= STEP_RANGE[1]:
-        raise FormatError(f"quantisation step {step} in the header is outside {STEP_RANGE[0]}..{STEP_RANGE[1]}")
-    return step
-
-
 @torch.no_grad()
-def entropy_parameters(model: LoadedModel, z_sym: np.ndarray, step: float = 1.0) -> tuple[torch.Tensor, np.ndarray]:
-    """z symbols (N, h, w) -> snapped means (1, M, 4h, 4w) float32 and scale indexes (M, 4h, 4w).
+def entropy_parameters(model: LoadedModel, z_sym: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """z symbols (N, h, w) -> snapped means (1, M, 4h, 4w) float32 and raw scales (same, float64).
 
-    Identical on both sides: integer input, float64 arithmetic on CPU, outputs on a grid. With a
-    quantisation step, y is coded as round((y - mean) / step), whose scale is scale / step.
+    Identical on both sides: integer input, float64 arithmetic on CPU; the means are snapped here,
+    the scales by `scale_indexes` once the rate setting is known.
     """
     med = model.module.z_density.quantiles[:, 0, 1].double().view(1, -1, 1, 1)
     z_hat = torch.from_numpy(z_sym.astype(np.float64))[None] + med
     mean, scale = model.h_s64(z_hat).chunk(2, dim=1)
-    scale_index = snap_scales(scale.abs() / step, model.scale_table)
-    return snap_means(mean), scale_index[0].numpy()
+    return snap_means(mean), scale.abs()
+
+
+def scale_indexes(model: LoadedModel, scale: torch.Tensor, rate: Rate) -> np.ndarray:
+    """Scale of round((y - mean) / enc_step) is scale / enc_step, snapped to the table: (M, 4h, 4w)."""
+    return snap_scales(scale / rate.enc_step.view(1, -1, 1, 1), model.scale_table)[0].numpy()
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the encoder computes before it knows the rate (reused by rate searches)."""
+
+    y: torch.Tensor  # (1, M, H/16, W/16) float32
+    z_sym: np.ndarray  # (N, H/64, W/64) int32
+    mean_q: torch.Tensor  # (1, M, H/16, W/16) float32, snapped
+    scale: torch.Tensor  # (1, M, H/16, W/16) float64, raw
+    height: int
+    width: int
+    pad_bottom: int
+    pad_right: int
+    z_stream: bytes
+    seconds: float
 
 
 @torch.no_grad()
-def compress(model: LoadedModel, pixels: np.ndarray, step: float = 1.0) -> Encoded:
-    """(H, W, 3) uint8 -> a complete container.
-
-    `step` scales the quantisation of y (1 = as trained; larger = fewer bits, lower quality): a
-    continuous rate control of one model, recorded in the header so decoding needs no flag.
-    """
+def analyse(model: LoadedModel, pixels: np.ndarray) -> Analysis:
     t0 = time.perf_counter()
-    quality = step_to_quality(step)
-    step = quality_to_step(quality)
     height, width = pixels.shape[:2]
     padded, (pad_bottom, pad_right) = pad_to_multiple(pixels, STRIDE)
     x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float().div_(255.0)
@@ -107,20 +101,48 @@ def compress(model: LoadedModel, pixels: np.ndarray, step: float = 1.0) -> Encod
     z = module.h_a(y)
     med = module.z_density.quantiles[:, 0, 1].view(1, -1, 1, 1)
     z_sym = torch.round(z - med)[0].to(torch.int32).numpy()
-    mean_q, scale_index = entropy_parameters(model, z_sym, step)
-    y_sym = torch.round((y - mean_q) / step)[0].to(torch.int32).numpy()
+    mean_q, scale = entropy_parameters(model, z_sym)
+    z_stream = coder.encode_categorical(z_sym.reshape(z_sym.shape[0], -1), model.z_pmf.numpy(), model.z_offsets.numpy())
+    return Analysis(y, z_sym, mean_q, scale, height, width, pad_bottom, pad_right, z_stream, time.perf_counter() - t0)
 
-    z_stream = coder.encode_categorical(
-        z_sym.reshape(z_sym.shape[0], -1), model.z_pmf.numpy(), model.z_offsets.numpy()
-    )
-    y_stream = coder.encode_gaussian(y_sym, scale_index, model.scale_table.numpy())
+
+@torch.no_grad()
+def encode_analysis(model: LoadedModel, a: Analysis, rate: Rate) -> Encoded:
+    """The container for one rate setting."""
+    t0 = time.perf_counter()
+    enc_step = rate.enc_step.float().view(1, -1, 1, 1)
+    y_sym = torch.round((a.y - a.mean_q) / enc_step)[0].to(torch.int32).numpy()
+    y_stream = coder.encode_gaussian(y_sym, scale_indexes(model, a.scale, rate), model.scale_table.numpy())
     header = Header(
-        kind=0, width=width, height=height, pad_right=pad_right, pad_bottom=pad_bottom,
-        bit_depth=8, channels=3, quality=quality, weights_sha256_prefix=model.sha256_prefix,
+        kind=0, width=a.width, height=a.height, pad_right=a.pad_right, pad_bottom=a.pad_bottom,
+        bit_depth=8, channels=3, quality=rate.field, weights_sha256_prefix=model.sha256_prefix,
         model_id=model.model_id, coder=coder.coder_name(), coder_version=coder.coder_version(),
     )
-    data = write_container(header, [(ZSTR, z_stream), (YSTR, y_stream)])
-    return Encoded(data, header, z_sym, y_sym, time.perf_counter() - t0)
+    data = write_container(header, [(ZSTR, a.z_stream), (YSTR, y_stream)])
+    return Encoded(data, header, a.z_sym, y_sym, a.seconds + time.perf_counter() - t0)
+
+
+def compress_to_size(model: LoadedModel, pixels: np.ndarray, max_bytes: int) -> tuple[Encoded, bool]:
+    """The highest-quality file of at most `max_bytes` (whole file); (smallest file, False) if none fits.
+
+    The analysis runs once; only the quantisation and coding repeat during the search."""
+    from codec.pipeline.rate import STEP_RANGE, is_variable, search
+
+    a = analyse(model, pixels)
+    if is_variable(model):
+        return search(lambda q: encode_analysis(model, a, rate_for(model, quality=q)), 0.0, 100.0, max_bytes, True)
+    return search(lambda s: encode_analysis(model, a, rate_for(model, step=s)), *STEP_RANGE, max_bytes, False)
+
+
+def compress(model: LoadedModel, pixels: np.ndarray, step: float = 1.0, quality: float | None = None) -> Encoded:
+    """(H, W, 3) uint8 -> a complete container.
+
+    Rate: `quality` 0..100 for variable-rate models; `step` (quantisation step of y, 1 = as
+    trained, larger = fewer bits) for single-rate ones. Recorded in the header, so decoding needs
+    no flag.
+    """
+    rate = rate_for(model, quality=quality, step=step)
+    return encode_analysis(model, analyse(model, pixels), rate)
 
 
 def read_header(data: bytes, limits: Limits = Limits()) -> Header:
@@ -146,7 +168,7 @@ def decompress(data: bytes, model: str | LoadedModel | None = None, limits: Limi
             f"the installed weights are {model.sha256_prefix.hex()}"
         )
     t0 = time.perf_counter()
-    step = quality_to_step(header.quality)
+    rate = rate_from_field(model, header.quality)
     hp, wp = header.padded_height, header.padded_width
     if hp % STRIDE or wp % STRIDE:
         raise FormatError(f"padded size {wp}x{hp} is not a multiple of the model stride {STRIDE}")
@@ -156,9 +178,9 @@ def decompress(data: bytes, model: str | LoadedModel | None = None, limits: Limi
     z_sym = coder.decode_categorical(
         container.get(ZSTR), model.z_pmf.numpy(), model.z_offsets.numpy(), zh * zw
     ).reshape(n_z, zh, zw)
-    mean_q, scale_index = entropy_parameters(model, z_sym, step)
-    y_sym = coder.decode_gaussian(container.get(YSTR), scale_index, model.scale_table.numpy())
-    y_hat = torch.from_numpy(y_sym.astype(np.float32))[None] * step + mean_q
+    mean_q, scale = entropy_parameters(model, z_sym)
+    y_sym = coder.decode_gaussian(container.get(YSTR), scale_indexes(model, scale, rate), model.scale_table.numpy())
+    y_hat = torch.from_numpy(y_sym.astype(np.float32))[None] * rate.dec_mult.float().view(1, -1, 1, 1) + mean_q
     x_hat = module.g_s(y_hat)
     pixels = x_hat[0].clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(1, 2, 0).numpy()
     pixels = crop(pixels, header.height, header.width)
@@ -185,12 +207,13 @@ def _as_pixels(image, max_pixels: int) -> np.ndarray:
     raise TypeError(f"cannot encode a {type(image).__name__}; pass a path, bytes, PIL image or uint8 array")
 
 
-def encode_image(image, model: str | LoadedModel | None = None, *, step: float = 1.0,
-                 max_pixels: int = Limits().max_pixels) -> bytes:
+def encode_image(image, model: str | LoadedModel | None = None, *, quality: float | None = None,
+                 step: float = 1.0, max_pixels: int = Limits().max_pixels) -> bytes:
     """Encode an image (path, file bytes, PIL image or (H, W, 3) uint8 array) to a bitstream.
 
-    `step`: quantisation step of the latents (1 = the model's trained rate; 0.25..8)."""
-    return compress(load_model(model), _as_pixels(image, max_pixels), step).data
+    `quality` 0..100 (variable-rate models) or `step`, the quantisation step of the latents
+    (single-rate models: 1 = the trained rate; 0.25..8)."""
+    return compress(load_model(model), _as_pixels(image, max_pixels), step, quality).data
 
 
 def decode_image(data: bytes, model: str | LoadedModel | None = None, *, limits: Limits = Limits()):

@@ -45,6 +45,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     shard_dir: str = ""
+    levels: str = ""  # variable rate: comma-separated lambdas (one gain unit each); lmbda is then unused
+    init: str = ""  # warm start: a shipped model id or a .safetensors path (used when no checkpoint)
     extra: dict = field(default_factory=dict)
 
 
@@ -89,20 +91,57 @@ def load_shards(folder: Path, prefix: str) -> dict:
     return state
 
 
-def rd_loss(model, x, lmbda):
-    out = model(x)
-    n_pixels = x.shape[0] * x.shape[2] * x.shape[3]
-    bits = -(torch.log2(out.y_likelihoods).sum() + torch.log2(out.z_likelihoods).sum())
-    bpp = bits / n_pixels
-    mse = torch.mean((out.x_hat - x) ** 2)
-    return lmbda * 255.0**2 * mse + bpp, bpp, mse
+def rd_loss(model, x, lmbda, level=None):
+    """lambda * 255^2 * MSE + bpp, averaged over the batch; lmbda may be a (B,) tensor (variable rate).
+    Returns (loss, bpp, mse) with bpp and mse batch means."""
+    out = model(x, level)
+    pixels = x.shape[2] * x.shape[3]
+    bits = -(torch.log2(out.y_likelihoods).sum((1, 2, 3)) + torch.log2(out.z_likelihoods).sum((1, 2, 3)))
+    bpp = bits / pixels  # (B,)
+    mse = torch.mean((out.x_hat - x) ** 2, dim=(1, 2, 3))  # (B,)
+    lmbda = torch.as_tensor(lmbda, dtype=mse.dtype, device=mse.device)
+    return torch.mean(lmbda * 255.0**2 * mse + bpp), bpp.mean(), mse.mean()
+
+
+def warm_start(model, init: str, log) -> None:
+    """Copies matching tensors from a shipped model id or a safetensors file (tables skipped)."""
+    from pathlib import Path as _Path
+
+    from safetensors.torch import load_file
+
+    if _Path(init).exists():
+        tensors = load_file(init)
+    else:
+        from codec.zoo import get_entry
+
+        tensors = load_file(str(get_entry(init).file))
+    own = model.state_dict()
+    take = {k: v for k, v in tensors.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(take, strict=False)
+    log(f"warm start from {init}: {len(take)} of {len(own)} tensors")
 
 
 def _psnr(mse: float) -> float:
     return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
-def train(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
+def validate(model, val, levels, lmbda) -> list:
+    """Validation bpp and PSNR (likelihood estimate); for variable rate, at every level, ';'-joined."""
+    model.eval()
+    with torch.no_grad():
+        if not levels:
+            _, vbpp, vmse = rd_loss(model, val, lmbda)
+            return [float(vbpp), _psnr(float(vmse))]
+        bpps, psnrs = [], []
+        for i, lam in enumerate(levels):
+            _, vbpp, vmse = rd_loss(model, val, lam, torch.full((val.shape[0],), i))
+            bpps.append(f"{float(vbpp):.4f}")
+            psnrs.append(f"{_psnr(float(vmse)):.2f}")
+        return [";".join(bpps), ";".join(psnrs)]
+
+
+def train(cfg: TrainConfig, resume: bool = True, log=print, on_step=None) -> Path:
+    """Runs (or resumes) a training run; `on_step(step, loss)` after every step (tests, tools)."""
     device = torch.device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -115,7 +154,12 @@ def train(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
     ckpt_path = run_dir / "checkpoint.pt"
 
     torch.manual_seed(cfg.seed)
-    model = MeanScaleHyperprior(HyperpriorConfig.preset(cfg.config)).to(device)
+    levels = tuple(float(v) for v in cfg.levels.split(",")) if cfg.levels else ()
+    base = HyperpriorConfig.preset(cfg.config)
+    model = MeanScaleHyperprior(HyperpriorConfig(N=base.N, M=base.M, levels=levels))
+    if cfg.init and not (resume and ckpt_path.exists()):
+        warm_start(model, cfg.init, log)
+    model = model.to(device)
     model = model.to(memory_format=torch.channels_last)
     main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
     aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
@@ -171,11 +215,16 @@ def train(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
         lr = lr_at(cfg, step, progress)
         for g in opt.param_groups:
             g["lr"] = lr
-        lmbda = cfg.lmbda * (cfg.lambda_boost if progress < cfg.boost_fraction else 1.0)
+        boost = cfg.lambda_boost if progress < cfg.boost_fraction else 1.0
         x = sampler.sample(cfg.batch, gen).contiguous(memory_format=torch.channels_last)
+        if levels:
+            level = torch.randint(len(levels), (cfg.batch,), generator=gen)
+            lmbda = torch.tensor(levels)[level] * boost
+        else:
+            level, lmbda = None, cfg.lmbda * boost
         model.train()
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            loss, bpp, mse = rd_loss(model, x, lmbda)
+            loss, bpp, mse = rd_loss(model, x, lmbda, level)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(main_params, cfg.clip)
@@ -185,20 +234,20 @@ def train(cfg: TrainConfig, resume: bool = True, log=print) -> Path:
         aux.backward()
         aux_opt.step()
         step += 1
-        if step % 50 == 0 or step == 1:
-            row = [step, loss.item(), bpp.item(), _psnr(mse.item()), lr, lmbda, round(elapsed, 1), "", ""]
+        if on_step is not None:
+            on_step(step, loss.item())
+        if step % 50 == 0 or step == 1 or step % cfg.val_every == 0:
+            row = [step, loss.item(), bpp.item(), _psnr(mse.item()), lr, float(torch.as_tensor(lmbda).mean()),
+                   round(elapsed, 1), "", ""]
             if step % cfg.val_every == 0:
-                model.eval()
-                with torch.no_grad():
-                    _, vbpp, vmse = rd_loss(model, val, cfg.lmbda)
-                row[7:] = [float(vbpp), _psnr(float(vmse))]
+                row[7:] = validate(model, val, levels, cfg.lmbda)
             writer.writerow(row)
             csv_file.flush()
             if step % 500 == 0 or step == 1:
                 log(
                     f"step {step} {progress * 100:5.1f}% loss {loss.item():.3f} bpp {bpp.item():.3f} "
                     f"psnr {_psnr(mse.item()):.2f} lr {lr:.2e} aux {aux.item():.1f} {elapsed / 60:.1f} min"
-                    + (f" | val bpp {row[7]:.3f} psnr {row[8]:.2f}" if row[7] != "" else "")
+                    + (f" | val bpp {row[7]} psnr {row[8]}" if row[7] != "" else "")
                 )
         if time.monotonic() - last_ckpt > cfg.ckpt_minutes * 60:
             save()
