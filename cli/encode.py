@@ -26,6 +26,7 @@ def encode(
     quality: Optional[float] = typer.Option(None, "--quality", "-q", min=0, max=100, help="0..100, higher is better (default 60: the model's trained rate)."),
     target_bpp: Optional[float] = typer.Option(None, "--target-bpp", min=0.0, help="Best quality whose whole file fits this many bits per pixel."),
     target_size: Optional[str] = typer.Option(None, "--target-size", help="Best quality whose whole file fits this size, e.g. 40KB, 1.5MiB."),
+    effort: int = typer.Option(0, "--effort", "-e", min=0, max=3, help="0 = one pass (fast); 1-3 refine the latents for this image (slower encode, same decoder)."),
     step: Optional[float] = typer.Option(None, "--step", min=0.25, max=8.0, help="Single-rate models: quantisation step of the latents (1 = as trained)."),
 ) -> None:
     """Compress images into .bin bitstreams."""
@@ -62,7 +63,7 @@ def encode(
                 if not fits:
                     out.warn(f"{src}: even the lowest quality needs {len(enc.data)} bytes, over the target of {budget}")
             else:
-                enc = compress(loaded, image.pixels, 1.0 if step is None else step, quality)
+                enc = compress(loaded, image.pixels, 1.0 if step is None else step, quality, effort)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         if dst == STDIO:

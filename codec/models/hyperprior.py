@@ -35,6 +35,7 @@ class HyperpriorConfig:
     N: int = 128
     M: int = 192
     levels: tuple = ()  # variable rate: the trained lambdas, lowest first (gain units per level)
+    lmbda: float = 0.0  # single-rate models: the trained lambda (encoder-side refinement uses it)
 
     def __post_init__(self):
         object.__setattr__(self, "levels", tuple(float(v) for v in self.levels))
@@ -59,6 +60,8 @@ class HyperpriorConfig:
         d["levels"] = list(self.levels)
         if not d["levels"]:
             del d["levels"]
+        if not d["lmbda"]:
+            del d["lmbda"]
         return d
 
 

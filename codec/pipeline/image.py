@@ -14,7 +14,7 @@ decoder will compute from the bytes alone.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +78,7 @@ def scale_indexes(model: LoadedModel, scale: torch.Tensor, rate: Rate) -> np.nda
 class Analysis:
     """Everything the encoder computes before it knows the rate (reused by rate searches)."""
 
+    x: torch.Tensor  # (1, 3, Hp, Wp) float32 in [0, 1], padded input (for encoder-side refinement)
     y: torch.Tensor  # (1, M, H/16, W/16) float32
     z_sym: np.ndarray  # (N, H/64, W/64) int32
     mean_q: torch.Tensor  # (1, M, H/16, W/16) float32, snapped
@@ -103,7 +104,7 @@ def analyse(model: LoadedModel, pixels: np.ndarray) -> Analysis:
     z_sym = torch.round(z - med)[0].to(torch.int32).numpy()
     mean_q, scale = entropy_parameters(model, z_sym)
     z_stream = coder.encode_categorical(z_sym.reshape(z_sym.shape[0], -1), model.z_pmf.numpy(), model.z_offsets.numpy())
-    return Analysis(y, z_sym, mean_q, scale, height, width, pad_bottom, pad_right, z_stream, time.perf_counter() - t0)
+    return Analysis(x, y, z_sym, mean_q, scale, height, width, pad_bottom, pad_right, z_stream, time.perf_counter() - t0)
 
 
 @torch.no_grad()
@@ -134,15 +135,22 @@ def compress_to_size(model: LoadedModel, pixels: np.ndarray, max_bytes: int) -> 
     return search(lambda s: encode_analysis(model, a, rate_for(model, step=s)), *STEP_RANGE, max_bytes, False)
 
 
-def compress(model: LoadedModel, pixels: np.ndarray, step: float = 1.0, quality: float | None = None) -> Encoded:
+def compress(model: LoadedModel, pixels: np.ndarray, step: float = 1.0, quality: float | None = None,
+             effort: int = 0) -> Encoded:
     """(H, W, 3) uint8 -> a complete container.
 
-    Rate: `quality` 0..100 for variable-rate models; `step` (quantisation step of y, 1 = as
-    trained, larger = fewer bits) for single-rate ones. Recorded in the header, so decoding needs
-    no flag.
+    Rate: `quality` 0..100 (variable-rate models; single-rate ones map it to a step) or `step`
+    (quantisation step of y, 1 = as trained, larger = fewer bits). Recorded in the header, so
+    decoding needs no flag. `effort` 0..3 refines the latents for this image (slower encode, same
+    decoder; see codec.pipeline.refine).
     """
+    from codec.pipeline.refine import refine
+
+    t0 = time.perf_counter()
     rate = rate_for(model, quality=quality, step=step)
-    return encode_analysis(model, analyse(model, pixels), rate)
+    analysis = refine(model, analyse(model, pixels), rate, effort)
+    enc = encode_analysis(model, analysis, rate)
+    return replace(enc, seconds=time.perf_counter() - t0)
 
 
 def read_header(data: bytes, limits: Limits = Limits()) -> Header:
