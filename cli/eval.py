@@ -18,7 +18,7 @@ DEFAULT_CODECS = ["ours", "jpeg", "webp", "avif", "jxl", "jpeg2000"]
 
 def eval_(
     source: str = typer.Argument(..., help="A folder of images, a glob, or one image."),
-    codecs: List[str] = typer.Option(None, "--codec", "-c", help="jpeg, jpeg444, webp, avif, jxl, jpeg2000, x265, ours:<model_id>[@steps]; repeatable (default: ours and all classical but x265)."),
+    codecs: List[str] = typer.Option(None, "--codec", "-c", help="jpeg, jpeg444, webp, avif, jxl, jpeg2000, x265, ours:<model_id>[@settings][;effort=N]; repeatable (default: ours and all classical but x265)."),
     anchor: Optional[str] = typer.Option(None, "--anchor", help="BD-rate anchor (default: the first classical codec; published:<name> allowed)."),
     published: Optional[str] = typer.Option(None, "--published", help="Comma-separated published curves to overlay, e.g. vtm,bpg444."),
     output: Path = typer.Option(Path("eval-out"), "--output", "-o", help="Folder for results.json, table.md and rd.png."),
@@ -94,12 +94,15 @@ def specs_for(built) -> list[str]:
     for c in built:
         if c.classical:
             specs.append(c.name)
-        elif len(c.settings["models"]) == 1:
-            specs.append(f"{c.name}@{','.join(f'{q:g}' for q in c.qualities)}")
         else:
-            per_model = {}
-            for point in c.qualities:
-                model_id, step = point.split("@")
-                per_model.setdefault(model_id, []).append(step)
-            specs.append("ours:" + "+".join(f"{m}@{','.join(s)}" for m, s in per_model.items()))
+            suffix = f";effort={c.settings['effort']}" if c.settings.get("effort") else ""
+            name = c.name.split(";")[0]
+            if len(c.settings["models"]) == 1:
+                specs.append(f"{name}@{','.join(f'{q:g}' for q in c.qualities)}{suffix}")
+            else:
+                per_model = {}
+                for point in c.qualities:
+                    model_id, setting = point.split("@")
+                    per_model.setdefault(model_id, []).append(setting)
+                specs.append("ours:" + "+".join(f"{m}@{','.join(s)}" for m, s in per_model.items()) + suffix)
     return specs

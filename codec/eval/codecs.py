@@ -146,41 +146,51 @@ OURS_STEPS = {
     "default": [4.0, 3.0, 2.5, 2.0, 1.6, 1.3, 1.0, 0.8],
     "hyperprior-mse-l025": [1.3, 1.0, 0.8, 0.65, 0.5, 0.4, 0.32],
 }
+OURS_QUALITIES = [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]  # variable-rate models
 
 
 def ours(spec: str) -> Codec:
-    """Our pipeline: `ours` (the default model), `ours:<id>`, `ours:<id>@s1,s2,...` (its quantisation
-    steps), or `ours:<id1>+<id2>` (the zoo: every point of each model, each at its own steps; a user
-    picks the model and step for a target rate, and the file records both)."""
+    """Our pipeline. Spec: `ours` (the default model), `ours:<id>`, `ours:<id>@a,b,...` (its settings:
+    quantisation steps of a single-rate model, qualities 0..100 of a variable-rate one), or
+    `ours:<id1>+<id2>` (the zoo: every point of each model); `;effort=N` appends an effort level."""
     from codec.pipeline.image import compress, decompress, load_model
     from codec.zoo import default_model_id
 
     body = spec.split(":", 1)[1] if ":" in spec else ""
+    body, _, effort_text = body.partition(";effort=")
+    effort = int(effort_text) if effort_text else 0
     points: list[str] = []
     ids = []
     for part in (body or default_model_id()).split("+"):
-        model_id, _, steps_text = part.partition("@")
+        model_id, _, settings_text = part.partition("@")
         model_id = model_id or default_model_id()
-        steps = [float(s) for s in steps_text.split(",")] if steps_text else OURS_STEPS.get(model_id, OURS_STEPS["default"])
-        load_model(model_id)  # fail early (exit 5) on an unknown id
+        variable = load_model(model_id).module.config.variable_rate  # fails early (exit 5) on an unknown id
+        default = OURS_QUALITIES if variable else OURS_STEPS.get(model_id, OURS_STEPS["default"])
+        settings = [float(s) for s in settings_text.split(",")] if settings_text else default
         ids.append(model_id)
-        points += [f"{model_id}@{s:g}" for s in steps]
+        points += [f"{model_id}@{s:g}" for s in settings]
 
     def encode(pixels: np.ndarray, point: str) -> bytes:
-        model_id, step = point.split("@")
-        return compress(load_model(model_id), pixels, float(step)).data
+        model_id, setting = point.split("@")
+        model = load_model(model_id)
+        if model.module.config.variable_rate:
+            return compress(model, pixels, quality=float(setting), effort=effort).data
+        return compress(model, pixels, float(setting), effort=effort).data
 
     def decode(data: bytes) -> np.ndarray:
         return decompress(data).pixels  # the model named in the header
 
     single = len(ids) == 1
+    suffix = f";effort={effort}" if effort else ""
     return Codec(
-        name="ours:" + "+".join(ids), label="codec " + (ids[0] if single else "zoo (" + ", ".join(ids) + ")"),
+        name="ours:" + "+".join(ids) + suffix,
+        label="codec " + (ids[0] if single else "zoo (" + ", ".join(ids) + ")") + (f", effort {effort}" if effort else ""),
         version=f"codec {__import__('codec').__version__}, weights "
                 + ", ".join(load_model(i).sha256[:12] for i in ids),
-        settings={"models": ids, "points": "model@quantisation_step", "threads": "torch default"},
+        settings={"models": ids, "points": "model@setting (step, or quality for variable-rate models)",
+                  "effort": effort, "threads": "torch default"},
         qualities=points if not single else [float(p.split("@")[1]) for p in points],
-        encode=(lambda px, s: encode(px, f"{ids[0]}@{s}")) if single else encode,
+        encode=(lambda px, s: encode(px, f"{ids[0]}@{s:g}")) if single else encode,
         decode=decode, classical=False,
     )
 

@@ -60,18 +60,25 @@ def main(argv=None) -> None:
     p.add_argument("--prefix", default="")
     p.add_argument("--model-id", required=True)
     p.add_argument("--config", default="base")
+    p.add_argument("--lmbda", type=float, default=0.0, help="trained lambda of a single-rate model (shards)")
     p.add_argument("--training", default="{}", help="JSON facts about the run for the manifest")
     p.add_argument("--weights-dir", default=None)
     p.add_argument("--default", action="store_true")
     p.add_argument("--force", action="store_true")
     a = p.parse_args(argv)
-    module = MeanScaleHyperprior(HyperpriorConfig.preset(a.config))
+    base = HyperpriorConfig.preset(a.config)
+    levels, lmbda = (), a.lmbda
     if a.shards:
         from codec.train.loop import load_shards
 
         state = load_shards(Path(a.shards), a.prefix)
     else:
-        state = torch.load(a.checkpoint, map_location="cpu", weights_only=True)["model"]
+        ckpt = torch.load(a.checkpoint, map_location="cpu", weights_only=True)
+        state, run = ckpt["model"], ckpt.get("config", {})
+        base = HyperpriorConfig.preset(run.get("config", a.config))
+        levels = tuple(float(v) for v in run["levels"].split(",")) if run.get("levels") else ()
+        lmbda = 0.0 if levels else run.get("lmbda", lmbda)
+    module = MeanScaleHyperprior(HyperpriorConfig(N=base.N, M=base.M, levels=levels, lmbda=lmbda))
     module.load_state_dict(state, strict=True)
     entry = export_module(module, a.model_id, training=json.loads(a.training), folder=a.weights_dir,
                           make_default=a.default, force=a.force)
