@@ -26,7 +26,7 @@ def encode(
     quality: Optional[float] = typer.Option(None, "--quality", "-q", min=0, max=100, help="0..100, higher is better (default 60: the model's trained rate)."),
     target_bpp: Optional[float] = typer.Option(None, "--target-bpp", min=0.0, help="Best quality whose whole file fits this many bits per pixel."),
     target_size: Optional[str] = typer.Option(None, "--target-size", help="Best quality whose whole file fits this size, e.g. 40KB, 1.5MiB."),
-    effort: int = typer.Option(0, "--effort", "-e", min=0, max=3, help="0 = one pass (fast); 1-3 refine the latents for this image (slower encode, same decoder)."),
+    effort: int = typer.Option(0, "--effort", "-e", min=0, max=3, help="0 = one pass (fast); 1-3 refine the latents for this image (slower encode, same decoder; not combined with --target-*)."),
     step: Optional[float] = typer.Option(None, "--step", min=0.25, max=8.0, help="Single-rate models: quantisation step of the latents (1 = as trained)."),
 ) -> None:
     """Compress images into .bin bitstreams."""
@@ -34,6 +34,8 @@ def encode(
                               ("--step", step)) if v is not None]
     if len(chosen) > 1:
         raise UsageError(f"choose one of {', '.join(chosen)}")
+    if effort and (target_bpp is not None or target_size is not None):
+        raise UsageError("--effort is not combined with --target-size or --target-bpp yet")
     from codec.pipeline.rate import parse_size
 
     try:
@@ -53,8 +55,8 @@ def encode(
     def one(src: str, dst: str) -> dict:
         refuse_existing(dst, force)
         image = read_image(read_stdin_bytes(MAX_INPUT_BYTES) if src == STDIO else src, max_pixels=max_pixels)
-        for w in image.warnings:
-            out.warn(w)
+        for note in image.warnings:
+            out.warn(note)
         h, w = image.pixels.shape[:2]
         budget = max_bytes if max_bytes is not None else (int(target_bpp * h * w / 8) if target_bpp is not None else None)
         try:

@@ -47,6 +47,7 @@ class TrainConfig:
     shard_dir: str = ""
     levels: str = ""  # variable rate: comma-separated lambdas (one gain unit each); lmbda is then unused
     init: str = ""  # warm start: a shipped model id or a .safetensors path (used when no checkpoint)
+    train_only: str = ""  # comma-separated parameter-name prefixes to train (others frozen), e.g. log_gain
     extra: dict = field(default_factory=dict)
 
 
@@ -161,7 +162,11 @@ def train(cfg: TrainConfig, resume: bool = True, log=print, on_step=None) -> Pat
         warm_start(model, cfg.init, log)
     model = model.to(device)
     model = model.to(memory_format=torch.channels_last)
-    main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+    if cfg.train_only:
+        prefixes = tuple(v.strip() for v in cfg.train_only.split(",") if v.strip())
+        for n, p in model.named_parameters():
+            p.requires_grad_(n.startswith(prefixes) or n.endswith("quantiles"))
+    main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles") and p.requires_grad]
     aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
     opt = torch.optim.Adam(main_params, lr=cfg.lr)
     aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
