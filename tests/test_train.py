@@ -157,3 +157,18 @@ def test_export_then_load_gives_identical_outputs(tmp_path):
     np.testing.assert_array_equal(a.z_sym, b.z_sym)
     np.testing.assert_array_equal(a.y_sym, b.y_sym)
     np.testing.assert_array_equal(decompress(a.data, loaded).pixels, decompress(b.data, fresh).pixels)
+
+
+def test_relu_variant_codes_and_exports_its_nonlinearity(tmp_path):
+    from codec.models.hyperprior import HyperpriorConfig, MeanScaleHyperprior
+
+    torch.manual_seed(2)
+    module = MeanScaleHyperprior(HyperpriorConfig(N=8, M=12, act="relu"))
+    assert not any(type(m).__name__ == "GDN" for m in module.modules())
+    entry = export_module(module, "tiny-relu", folder=tmp_path)
+    assert entry["config"]["act"] == "relu"
+    model = load_entry(get_entry("tiny-relu", tmp_path))
+    assert model.module.config.act == "relu"
+    pixels = np.random.default_rng(3).integers(0, 256, (40, 72, 3), dtype=np.uint8)
+    enc = compress(model, pixels)
+    np.testing.assert_array_equal(decompress(enc.data, model).y_sym, enc.y_sym)

@@ -36,6 +36,7 @@ class HyperpriorConfig:
     M: int = 192
     levels: tuple = ()  # variable rate: the trained lambdas, lowest first (gain units per level)
     lmbda: float = 0.0  # single-rate models: the trained lambda (encoder-side refinement uses it)
+    act: str = "gdn"  # nonlinearity of g_a / g_s: "gdn" (GDN / IGDN) or "relu" (cheaper per step)
 
     def __post_init__(self):
         object.__setattr__(self, "levels", tuple(float(v) for v in self.levels))
@@ -46,7 +47,9 @@ class HyperpriorConfig:
 
     @classmethod
     def preset(cls, name: str) -> "HyperpriorConfig":
-        presets = {"tiny": cls(N=8, M=12), "small": cls(N=96, M=128), "base": cls(N=128, M=192)}
+        presets = {"tiny": cls(N=8, M=12), "small": cls(N=96, M=128), "base": cls(N=128, M=192),
+                   "small-gdn": cls(N=64, M=96), "small-relu": cls(N=64, M=96, act="relu"),
+                   "base-relu": cls(N=128, M=192, act="relu")}
         if name not in presets:
             raise KeyError(f"unknown config {name!r}; valid: {', '.join(presets)}")
         return presets[name]
@@ -62,6 +65,8 @@ class HyperpriorConfig:
             del d["levels"]
         if not d["lmbda"]:
             del d["lmbda"]
+        if d["act"] == "gdn":
+            del d["act"]
         return d
 
 
@@ -83,12 +88,15 @@ class MeanScaleHyperprior(nn.Module):
         super().__init__()
         self.config = config
         N, M = config.N, config.M
-        self.g_a = nn.Sequential(
-            conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M)
-        )
+        if config.act not in ("gdn", "relu"):
+            raise ValueError(f"unknown act {config.act!r}; valid: gdn, relu")
+
+        def act(inverse: bool = False) -> nn.Module:
+            return GDN(N, inverse=inverse) if config.act == "gdn" else nn.ReLU(inplace=True)
+
+        self.g_a = nn.Sequential(conv(3, N), act(), conv(N, N), act(), conv(N, N), act(), conv(N, M))
         self.g_s = nn.Sequential(
-            deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
-            deconv(N, N), GDN(N, inverse=True), deconv(N, 3),
+            deconv(M, N), act(True), deconv(N, N), act(True), deconv(N, N), act(True), deconv(N, 3),
         )
         self.h_a = nn.Sequential(
             conv(M, N, 3, 1), nn.LeakyReLU(inplace=True), conv(N, N), nn.LeakyReLU(inplace=True), conv(N, N)

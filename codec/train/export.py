@@ -78,7 +78,7 @@ def main(argv=None) -> None:
         base = HyperpriorConfig.preset(run.get("config", a.config))
         levels = tuple(float(v) for v in run["levels"].split(",")) if run.get("levels") else ()
         lmbda = 0.0 if levels else run.get("lmbda", lmbda)
-    module = MeanScaleHyperprior(HyperpriorConfig(N=base.N, M=base.M, levels=levels, lmbda=lmbda))
+    module = MeanScaleHyperprior(HyperpriorConfig(N=base.N, M=base.M, levels=levels, lmbda=lmbda, act=base.act))
     module.load_state_dict(state, strict=True)
     entry = export_module(module, a.model_id, training=json.loads(a.training), folder=a.weights_dir,
                           make_default=a.default, force=a.force)

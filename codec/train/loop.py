@@ -157,7 +157,8 @@ def train(cfg: TrainConfig, resume: bool = True, log=print, on_step=None) -> Pat
     torch.manual_seed(cfg.seed)
     levels = tuple(float(v) for v in cfg.levels.split(",")) if cfg.levels else ()
     base = HyperpriorConfig.preset(cfg.config)
-    model = MeanScaleHyperprior(HyperpriorConfig(N=base.N, M=base.M, levels=levels))
+    model = MeanScaleHyperprior(HyperpriorConfig(N=base.N, M=base.M, levels=levels, act=base.act,
+                                                 lmbda=0.0 if levels else cfg.lmbda))
     if cfg.init and not (resume and ckpt_path.exists()):
         warm_start(model, cfg.init, log)
     model = model.to(device)
