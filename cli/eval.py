@@ -69,7 +69,7 @@ def eval_(
 
     total = len(images) * points_per_image(specs_for(built))
     out.say(f"{len(images)} images x {total // len(images)} points: {', '.join(names)}")
-    with out.progress_points(total, "eval") as advance:
+    with out.progress(total, "eval") as advance:
         rows = run_sweep(specs_for(built), images, jobs=jobs, on_image=lambda name, n: advance(name, n))
     command = "codec eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else "codec eval"
     results = build_results(rows, built, curves_pub, anchors, [p.name for p in images], command)

@@ -39,9 +39,11 @@ class Output:
         sys.stdout.flush()
 
     @contextlib.contextmanager
-    def progress_points(self, total: int, what: str):
-        """A progress bar over `total` work units with an ETA; advance(name, n) after each chunk."""
-        if self.json_mode or self.quiet or not self.err.is_terminal:
+    def progress(self, total: int, what: str):
+        """A progress bar with an ETA over `total` units (files, or image x quality points) on
+        stderr, only on a terminal, without --json and for more than one unit. Yields
+        advance(name, n=1), called after each finished chunk."""
+        if total <= 1 or self.json_mode or self.quiet or not self.err.is_terminal:
             yield lambda name, n=1: None
             return
         bar = Progress(
@@ -51,25 +53,6 @@ class Output:
         with bar:
             task = bar.add_task(what, total=total, name="")
             yield lambda name, n=1: bar.update(task, advance=n, name=name)
-
-    @contextlib.contextmanager
-    def progress(self, total: int, what: str):
-        """A progress bar over `total` files on stderr, only on a terminal and without --json."""
-        show = total > 1 and not self.json_mode and not self.quiet and self.err.is_terminal
-        if not show:
-            yield lambda name: None
-            return
-        bar = Progress(
-            TextColumn(f"{what} [bold]{{task.fields[name]}}"), BarColumn(), MofNCompleteColumn(),
-            TimeRemainingColumn(), console=self.err, transient=True,
-        )
-        with bar:
-            task = bar.add_task(what, total=total, name="")
-
-            def advance(name: str) -> None:
-                bar.update(task, advance=1, name=name)
-
-            yield advance
 
 
 def write_stdout_bytes(data: bytes) -> None:
