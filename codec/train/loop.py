@@ -48,6 +48,7 @@ class TrainConfig:
     levels: str = ""  # variable rate: comma-separated lambdas (one gain unit each); lmbda is then unused
     init: str = ""  # warm start: a shipped model id or a .safetensors path (used when no checkpoint)
     train_only: str = ""  # comma-separated parameter-name prefixes to train (others frozen), e.g. log_gain
+    compile: bool = False  # torch.compile the model for training steps (2.2x per step on CPU with bf16 GDN)
     extra: dict = field(default_factory=dict)
 
 
@@ -184,6 +185,7 @@ def train(cfg: TrainConfig, resume: bool = True, log=print, on_step=None) -> Pat
         log(f"resumed at step {step} ({elapsed / 60:.1f} min)")
 
     train_files, val_files = list_images(Path(cfg.data), "train"), list_images(Path(cfg.data), "val")
+    step_model = torch.compile(model) if cfg.compile else model  # shares the parameters of `model`
     sampler = CropSampler(train_files, cfg.crop, device)
     if not val_files:
         log("no held-back validation image in this folder: validating on training crops")
@@ -230,7 +232,7 @@ def train(cfg: TrainConfig, resume: bool = True, log=print, on_step=None) -> Pat
             level, lmbda = None, cfg.lmbda * boost
         model.train()
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            loss, bpp, mse = rd_loss(model, x, lmbda, level)
+            loss, bpp, mse = rd_loss(step_model, x, lmbda, level)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(main_params, cfg.clip)
