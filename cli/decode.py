@@ -43,11 +43,12 @@ def decode(
         nonlocal load_seconds
         refuse_existing(dst, force)
         data = read_stdin_bytes(max_chunk_bytes) if src == STDIO else read_bytes(src, max_bytes=max_chunk_bytes)
-        header = read_container(data, limits).header
+        container = read_container(data, limits)  # parsed and CRC-checked once
+        header = container.header
         t0 = time.perf_counter()
         loaded = load_model(header.model_id)  # cached: each model loads once per run
         load_seconds += time.perf_counter() - t0
-        dec = decompress(data, loaded, limits)
+        dec = decompress(container, loaded)
         if dst == STDIO:
             write_stdout_bytes(encode_image_bytes(dec.pixels, "PNG"))
         else:

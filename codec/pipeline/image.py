@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from codec import coder
-from codec.container import YSTR, ZSTR, Header, Limits, read_container, write_container
+from codec.container import YSTR, ZSTR, Container, Header, Limits, read_container, write_container
 from codec.entropy.gaussian import snap_means, snap_scales
 from codec.errors import FormatError, ModelError, UnsupportedError
 from codec.io import crop, pad_to_multiple, read_image
@@ -153,14 +153,11 @@ def compress(model: LoadedModel, pixels: np.ndarray, step: float = 1.0, quality:
     return replace(enc, seconds=time.perf_counter() - t0)
 
 
-def read_header(data: bytes, limits: Limits = Limits()) -> Header:
-    return read_container(data, limits).header
-
-
 @torch.no_grad()
-def decompress(data: bytes, model: str | LoadedModel | None = None, limits: Limits = Limits()) -> Decoded:
-    """A complete container -> (H, W, 3) uint8. `model` None: the model the header names."""
-    container = read_container(data, limits)
+def decompress(data: bytes | Container, model: str | LoadedModel | None = None, limits: Limits = Limits()) -> Decoded:
+    """A complete container (bytes, or already parsed and CRC-checked) -> (H, W, 3) uint8.
+    `model` None: the model the header names."""
+    container = data if isinstance(data, Container) else read_container(data, limits)
     header = container.header
     if header.kind != 0:
         raise UnsupportedError(f"bitstream kind {header.kind} is not an image")
