@@ -17,6 +17,7 @@ from cli.encode import encode
 from cli.eval import eval_
 from cli.info import info
 from cli.models import models
+from cli.train import train
 
 
 def _version(value: bool) -> None:
@@ -96,6 +97,9 @@ def make_app() -> typer.Typer:
     for command in (encode, decode, info, models):
         app.command()(guarded(command))
     app.command(name="eval")(guarded(eval_))
+    # Options pass through to the training entry points (argparse), which print their own help.
+    app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                                  "help_option_names": []})(guarded(train))
     return app
 
 

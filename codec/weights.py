@@ -44,7 +44,9 @@ def frozen_tables(module: MeanScaleHyperprior) -> dict[str, torch.Tensor]:
     """The coding tables of a trained module; computed once, at export."""
     from codec.entropy.gaussian import scale_table
 
-    offsets, pmf = module.z_density.pmf_table()
+    # float64 and a 2^-40 grid: the same table whatever the thread count or the kernels chosen
+    offsets, pmf = copy.deepcopy(module.z_density).double().pmf_table()
+    pmf = torch.round(pmf.double() * 2.0**40) / 2.0**40
     return {
         TABLE_PREFIX + "z_pmf": pmf.double().contiguous(),
         TABLE_PREFIX + "z_offsets": offsets.int().contiguous(),
@@ -78,9 +80,11 @@ def load_entry(entry: ModelEntry) -> LoadedModel:
         tensors = load_safetensors(data)
     except Exception as exc:  # safetensors raises its own error types
         raise WeightsError(f"weights file {entry.file} is not valid safetensors: {exc}") from None
-    if entry.family != "hyperprior":
+    if entry.family not in ("hyperprior", "m2t"):
         raise WeightsError(f"model {entry.model_id!r} has family {entry.family!r}, unknown to this version")
     try:
+        if entry.family == "m2t":
+            return _load_m2t(entry, tensors, actual)
         config = HyperpriorConfig(**entry.config)
         module = MeanScaleHyperprior(config)
         params = {k: v for k, v in tensors.items() if not k.startswith(TABLE_PREFIX)}
@@ -89,6 +93,72 @@ def load_entry(entry: ModelEntry) -> LoadedModel:
     except (TypeError, RuntimeError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"weights of {entry.model_id!r} do not fit its config: {first}") from None
+
+
+# --- M2T models: a variable-rate hyperprior autoencoder + a transformer entropy model ----------
+
+AE_PREFIX, TF_PREFIX = "ae.", "tf."
+
+
+@dataclass(frozen=True)
+class LoadedM2T:
+    """An M2T model ready to code: the autoencoder as a loaded hyperprior model (g_a, g_s, gains,
+    and, for side information, h_a, h_s and the frozen z tables) and the transformer in float32
+    (training) and float64 (the entropy-parameter path)."""
+
+    model_id: str
+    sha256: str
+    hp: LoadedModel
+    tf: torch.nn.Module
+    tf64: torch.nn.Module
+
+    @property
+    def module(self) -> MeanScaleHyperprior:
+        return self.hp.module
+
+    @property
+    def scale_table(self) -> torch.Tensor:
+        return self.hp.scale_table
+
+    @property
+    def sha256_prefix(self) -> bytes:
+        return bytes.fromhex(self.sha256[:16])
+
+
+def _load_m2t(entry: ModelEntry, tensors: dict, sha256: str) -> LoadedM2T:
+    from codec.models.m2t import M2T, M2TConfig
+
+    ae = MeanScaleHyperprior(HyperpriorConfig(**entry.config["ae"]))
+    if not ae.config.variable_rate:
+        raise KeyError("the autoencoder of an M2T model must be variable-rate")
+    tf = M2T(M2TConfig(**entry.config["tf"]))
+    ae_tensors = {k[len(AE_PREFIX):]: v for k, v in tensors.items() if k.startswith(AE_PREFIX)}
+    ae.load_state_dict({k: v for k, v in ae_tensors.items() if not k.startswith(TABLE_PREFIX)}, strict=True)
+    tf.load_state_dict({k[len(TF_PREFIX):]: v for k, v in tensors.items() if k.startswith(TF_PREFIX)}, strict=True)
+    return bundle_m2t(bundle(ae, ae_tensors, entry.model_id, sha256), tf, entry.model_id, sha256)
+
+
+def bundle_m2t(hp: LoadedModel, tf: torch.nn.Module, model_id: str, sha256: str) -> LoadedM2T:
+    tf = tf.float().eval().requires_grad_(False)
+    return LoadedM2T(model_id, sha256, hp, tf, copy.deepcopy(tf).double())
+
+
+def serialize_m2t(ae: MeanScaleHyperprior, tf: torch.nn.Module, model_id: str) -> tuple[bytes, dict[str, torch.Tensor]]:
+    """The safetensors bytes of an M2T model: the whole autoencoder with its tables, the transformer."""
+    from safetensors.torch import save
+
+    _, ae_tensors = serialize(copy.deepcopy(ae), model_id)
+    tensors = {AE_PREFIX + k: v for k, v in ae_tensors.items()}
+    tensors.update({TF_PREFIX + k: v.detach().float().contiguous() for k, v in tf.state_dict().items()})
+    return save(tensors, metadata=_metadata("m2t", model_id)), tensors
+
+
+def m2t_from_modules(ae: MeanScaleHyperprior, tf: torch.nn.Module, model_id: str) -> LoadedM2T:
+    """A LoadedM2T straight from modules (tests, training), sha256 as export would write it."""
+    data, tensors = serialize_m2t(ae, tf, model_id)
+    sha = hashlib.sha256(data).hexdigest()
+    ae_tensors = {k[len(AE_PREFIX):]: v for k, v in tensors.items() if k.startswith(AE_PREFIX)}
+    return bundle_m2t(bundle(copy.deepcopy(ae), ae_tensors, model_id, sha), copy.deepcopy(tf), model_id, sha)
 
 
 _CACHE: dict[tuple[str, str], LoadedModel] = {}
@@ -104,6 +174,14 @@ def load_model(model_id: str | None = None) -> LoadedModel:
 
 
 
+def _metadata(family: str, model_id: str) -> dict[str, str]:
+    """One metadata key: safetensors writes its metadata map in hash order, so several keys would
+    make the bytes (and the sha256) of the same weights differ from one export to the next."""
+    import json
+
+    return {"codec": json.dumps({"family": family, "model_id": model_id}, sort_keys=True)}
+
+
 def serialize(module: MeanScaleHyperprior, model_id: str) -> tuple[bytes, dict[str, torch.Tensor]]:
     """The safetensors bytes of a model (parameters + frozen tables), as export writes them."""
     from safetensors.torch import save
@@ -111,7 +189,7 @@ def serialize(module: MeanScaleHyperprior, model_id: str) -> tuple[bytes, dict[s
     module = module.float().cpu().eval()
     tensors = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
     tensors.update(frozen_tables(module))
-    return save(tensors, metadata={"model_id": model_id, "family": "hyperprior"}), tensors
+    return save(tensors, metadata=_metadata("hyperprior", model_id)), tensors
 
 
 def from_module(module: MeanScaleHyperprior, model_id: str) -> LoadedModel:

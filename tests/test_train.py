@@ -172,3 +172,52 @@ def test_relu_variant_codes_and_exports_its_nonlinearity(tmp_path):
     pixels = np.random.default_rng(3).integers(0, 256, (40, 72, 3), dtype=np.uint8)
     enc = compress(model, pixels)
     np.testing.assert_array_equal(decompress(enc.data, model).y_sym, enc.y_sym)
+
+
+def test_codec_train_and_export_commands_replace_a_model_only_when_it_is_better(photo_dir, tmp_path):
+    from cli.app import main
+
+    wdir, run = tmp_path / "w", tmp_path / "run"
+    common = ["--config", "tiny", "--batch", "2", "--crop", "64", "--threads", "1", "--val-every", "100"]
+    assert main(["train", "--data", str(photo_dir), "--run-dir", str(run), "--max-steps", "1", "--lr", "0", *common]) == 0
+    trained, untrained = run / "checkpoint.pt", tmp_path / "untrained.pt"
+    untrained.write_bytes(trained.read_bytes())
+    assert main(["train", "--data", str(photo_dir), "--run-dir", str(run), "--max-steps", "40", "--lr", "3e-3",
+                 "--warmup-steps", "1", "--lambda-boost", "1", *common]) == 0
+    export = ["train", "export", "--config", "tiny", "--model-id", "t", "--weights-dir", str(wdir), "--data", str(photo_dir),
+              "--val-crop", "64"]
+    assert main([*export, "--checkpoint", str(trained)]) == 0
+    sha_trained = read_manifest(wdir)["models"]["t"]["sha256"]
+    # the untrained weights are worse on the held-back crops: refused, the better model stays
+    assert main([*export, "--checkpoint", str(untrained)]) == 2
+    assert read_manifest(wdir)["models"]["t"]["sha256"] == sha_trained
+    assert main([*export, "--checkpoint", str(untrained), "--force"]) == 0
+    assert read_manifest(wdir)["models"]["t"]["sha256"] != sha_trained
+    # and the trained one replaces the worse one without --force
+    assert main([*export, "--checkpoint", str(trained)]) == 0
+    assert read_manifest(wdir)["models"]["t"]["sha256"] == sha_trained
+
+
+def test_codec_train_usage_errors_are_one_line_with_exit_2(capsys):
+    from cli.app import main
+
+    assert main(["train", "--bogus"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("Error:") and "codec train --help" in err[0]
+
+
+def test_random_downscaling_draws_larger_areas_resized_to_the_crop(tmp_path):
+    from codec.train.data import CropSampler
+
+    ramp = np.tile((np.arange(128) * 2).astype(np.uint8)[None, :, None], (128, 1, 3))  # 2 levels per pixel
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+
+    def spans(downscale):
+        sampler = CropSampler([tmp_path / "ramp.png"], 32, torch.device("cpu"), downscale=downscale)
+        batch = sampler.sample(16, torch.Generator().manual_seed(0)) * 255
+        assert batch.shape == (16, 3, 32, 32)
+        return (batch.amax((1, 2, 3)) - batch.amin((1, 2, 3))).mean().item()
+
+    plain, scaled = spans(1.0), spans(3.0)
+    assert plain == pytest.approx(62, abs=1)  # 31 pixels x 2 levels
+    assert scaled > 1.5 * plain

@@ -89,7 +89,7 @@ class FactorizedDensity(nn.Module):
         hi = torch.ceil(self.quantiles[:, 0, 2] - med).clamp(0, max_radius).long()
         radius = int(max(-lo.min().item(), hi.max().item(), 1))
         # a common symmetric range for all channels keeps the table rectangular
-        ints = torch.arange(-radius, radius + 1, dtype=torch.float32, device=med.device)
+        ints = torch.arange(-radius, radius + 1, dtype=med.dtype, device=med.device)
         v = (med[:, None] + ints[None, :]).unsqueeze(1)  # (C, 1, L-2)
         inner = self._bin_likelihood(v).squeeze(1).double()
         lower_tail = torch.sigmoid(self._logits_cumulative((med - radius - 0.5).view(-1, 1, 1))).view(-1, 1).double()

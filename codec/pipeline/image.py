@@ -27,7 +27,7 @@ from codec.errors import FormatError, ModelError, UnsupportedError
 from codec.io import crop, pad_to_multiple, read_image
 from codec.models.hyperprior import STRIDE
 from codec.pipeline.rate import Rate, rate_for, rate_from_field
-from codec.weights import LoadedModel
+from codec.weights import LoadedM2T, LoadedModel
 from codec.weights import load_model as _load_shipped
 
 __all__ = ["Encoded", "Decoded", "compress", "decompress", "encode_image", "decode_image", "load_model"]
@@ -51,9 +51,9 @@ class Decoded:
     seconds: float
 
 
-def load_model(model: str | LoadedModel | None = None) -> LoadedModel:
-    """A LoadedModel from an id (None: the default shipped model) or as given."""
-    return model if isinstance(model, LoadedModel) else _load_shipped(model)
+def load_model(model: str | LoadedModel | LoadedM2T | None = None) -> LoadedModel | LoadedM2T:
+    """A loaded model from an id (None: the default shipped model) or as given."""
+    return model if isinstance(model, (LoadedModel, LoadedM2T)) else _load_shipped(model)
 
 
 @torch.no_grad()
@@ -129,6 +129,8 @@ def compress_to_size(model: LoadedModel, pixels: np.ndarray, max_bytes: int) -> 
     The analysis runs once; only the quantisation and coding repeat during the search."""
     from codec.pipeline.rate import STEP_RANGE, is_variable, search
 
+    if isinstance(model, LoadedM2T):
+        return search(lambda q: compress(model, pixels, quality=q), 0.0, 100.0, max_bytes, True)
     a = analyse(model, pixels)
     if is_variable(model):
         return search(lambda q: encode_analysis(model, a, rate_for(model, quality=q)), 0.0, 100.0, max_bytes, True)
@@ -148,21 +150,27 @@ def compress(model: LoadedModel, pixels: np.ndarray, step: float = 1.0, quality:
 
     t0 = time.perf_counter()
     rate = rate_for(model, quality=quality, step=step)
+    if isinstance(model, LoadedM2T):
+        if effort:
+            raise ValueError("effort levels refine hyperprior latents; M2T models code at effort 0 only")
+        from codec.pipeline import m2t
+
+        data, header, y_sym = m2t.encode(model, pixels, rate)
+        return Encoded(data, header, np.zeros((0, 0, 0), np.int32), y_sym, time.perf_counter() - t0)
     analysis = refine(model, analyse(model, pixels), rate, effort)
     enc = encode_analysis(model, analysis, rate)
     return replace(enc, seconds=time.perf_counter() - t0)
 
 
 @torch.no_grad()
-def decompress(data: bytes | Container, model: str | LoadedModel | None = None, limits: Limits = Limits()) -> Decoded:
+def decompress(data: bytes | Container, model: str | LoadedModel | LoadedM2T | None = None, limits: Limits = Limits()) -> Decoded:
     """A complete container (bytes, or already parsed and CRC-checked) -> (H, W, 3) uint8.
     `model` None: the model the header names."""
     container = data if isinstance(data, Container) else read_container(data, limits)
     header = container.header
     if header.kind != 0:
         raise UnsupportedError(f"bitstream kind {header.kind} is not an image")
-    container.require(ZSTR, YSTR)
-    if isinstance(model, LoadedModel):
+    if isinstance(model, (LoadedModel, LoadedM2T)):
         if model.model_id != header.model_id:
             raise ModelError(f"bitstream needs model {header.model_id!r}, got {model.model_id!r}")
     else:
@@ -174,15 +182,17 @@ def decompress(data: bytes | Container, model: str | LoadedModel | None = None, 
         )
     t0 = time.perf_counter()
     rate = rate_from_field(model, header.quality)
+    if isinstance(model, LoadedM2T):
+        from codec.pipeline import m2t
+
+        pixels, y_sym = m2t.decode(model, container, rate)
+        return Decoded(pixels, header, np.zeros((0, 0, 0), np.int32), y_sym, time.perf_counter() - t0)
+    container.require(ZSTR, YSTR)
     hp, wp = header.padded_height, header.padded_width
     if hp % STRIDE or wp % STRIDE:
         raise FormatError(f"padded size {wp}x{hp} is not a multiple of the model stride {STRIDE}")
     module = model.module
-    n_z = module.config.N
-    zh, zw = hp // STRIDE, wp // STRIDE
-    z_sym = coder.decode_categorical(
-        container.get(ZSTR), model.z_pmf.numpy(), model.z_offsets.numpy(), zh * zw
-    ).reshape(n_z, zh, zw)
+    z_sym = decode_side(model, container)
     mean_q, scale = entropy_parameters(model, z_sym)
     y_sym = coder.decode_gaussian(container.get(YSTR), scale_indexes(model, scale, rate), model.scale_table.numpy())
     y_hat = torch.from_numpy(y_sym.astype(np.float32))[None] * rate.dec_mult.float().view(1, -1, 1, 1) + mean_q
@@ -190,6 +200,15 @@ def decompress(data: bytes | Container, model: str | LoadedModel | None = None, 
     pixels = x_hat[0].clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(1, 2, 0).numpy()
     pixels = crop(pixels, header.height, header.width)
     return Decoded(pixels, header, z_sym, y_sym, time.perf_counter() - t0)
+
+
+def decode_side(model: LoadedModel, container: Container) -> np.ndarray:
+    """The z symbols (N, H/64, W/64) of a container's ZSTR."""
+    header = container.header
+    zh, zw = header.padded_height // STRIDE, header.padded_width // STRIDE
+    return coder.decode_categorical(
+        container.get(ZSTR), model.z_pmf.numpy(), model.z_offsets.numpy(), zh * zw
+    ).reshape(model.module.config.N, zh, zw)
 
 
 def _as_pixels(image, max_pixels: int) -> np.ndarray:

@@ -1,33 +1,48 @@
-"""python -m codec.train --data DIR --run-dir DIR [--minutes M] ...: train the hyperprior (resumable)."""
+"""codec train --data DIR --run-dir DIR [--max-minutes M] ...: train a hyperprior (resumable).
+
+The same as `python -m codec.train`. A run resumes from RUN/checkpoint.pt unless --no-resume; with no
+checkpoint and --init it warm-starts from a shipped model. `codec train export ...` exports a run.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import sys
 
+from codec.train.args import ArgumentParser, add_config_arguments
 from codec.train.loop import TrainConfig, train
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m codec.train", description=__doc__)
-    for f in dataclasses.fields(TrainConfig):
-        if f.name == "extra":
-            continue
-        name = "--" + f.name.replace("_", "-")
-        if f.type in ("bool", bool):
-            p.add_argument(name, action="store_true")
-        elif f.default is dataclasses.MISSING:
-            p.add_argument(name, required=True)
-        else:
-            p.add_argument(name, type=type(f.default), default=f.default)
+def main(argv=None, prog: str = "codec train") -> None:
+    p = ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(p, TrainConfig)
     p.add_argument("--no-resume", action="store_true")
     args = vars(p.parse_args(argv))
     fresh = args.pop("no_resume")
     cfg = TrainConfig(**args)
     print(json.dumps(dataclasses.asdict(cfg)), flush=True)
-    train(cfg, resume=not fresh, log=lambda s: print(s, flush=True))
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console,
+        disable=not console.is_terminal, transient=True,
+    ) as bar:
+        task = bar.add_task("training", total=1.0)
+
+        def log(text: str) -> None:
+            if console.is_terminal:
+                bar.console.print(text, markup=False, highlight=False)
+            else:
+                print(text, flush=True, file=sys.stdout)
+
+        train(cfg, resume=not fresh, log=log,
+              on_progress=lambda frac, text: bar.update(task, completed=min(frac, 1.0), description=text))
 
 
 if __name__ == "__main__":
-    main()
+    main(prog="python -m codec.train")

@@ -41,7 +41,7 @@ def _load(path: Path) -> np.ndarray:
 class CropSampler:
     """Random crop x flip batches from images kept on `device`. Output float (B,3,S,S) in [0,1]."""
 
-    def __init__(self, paths: list[Path], crop: int, device: torch.device, workers: int = 4):
+    def __init__(self, paths: list[Path], crop: int, device: torch.device, workers: int = 4, downscale: float = 1.0):
         with ThreadPoolExecutor(workers) as pool:
             arrays = list(pool.map(_load, paths))
         self.images = [torch.from_numpy(a).permute(2, 0, 1).contiguous().to(device) for a in arrays if min(a.shape[:2]) >= crop]
@@ -49,6 +49,7 @@ class CropSampler:
             raise ValueError(f"no training image of at least {crop}x{crop} among {len(paths)} files")
         self.crop = crop
         self.device = device
+        self.downscale = max(1.0, float(downscale))  # crops of up to crop * downscale, resized to crop
 
     def sample(self, batch: int, generator: torch.Generator) -> torch.Tensor:
         idx = torch.randint(len(self.images), (batch,), generator=generator)
@@ -56,9 +57,16 @@ class CropSampler:
         for i in idx.tolist():
             img = self.images[i]
             _, h, w = img.shape
-            top = int(torch.randint(h - self.crop + 1, (1,), generator=generator))
-            left = int(torch.randint(w - self.crop + 1, (1,), generator=generator))
-            patch = img[:, top : top + self.crop, left : left + self.crop]
+            size = self.crop
+            if self.downscale > 1.0:  # random downscaling: a larger crop, area-resized to `crop`
+                s = 1.0 + (self.downscale - 1.0) * torch.rand(1, generator=generator).item()
+                size = min(int(round(self.crop * s)), h, w)
+            top = int(torch.randint(h - size + 1, (1,), generator=generator))
+            left = int(torch.randint(w - size + 1, (1,), generator=generator))
+            patch = img[:, top : top + size, left : left + size]
+            if size != self.crop:
+                patch = torch.nn.functional.interpolate(patch[None].float(), size=(self.crop, self.crop), mode="area")
+                patch = patch[0].round_().clamp_(0, 255).to(img.dtype)
             if torch.rand(1, generator=generator).item() < 0.5:
                 patch = patch.flip(-1)
             out.append(patch)
