@@ -1,9 +1,10 @@
-"""Regenerate the golden bitstream of the shipped default model (run after a model or format change).
+"""Regenerate a golden bitstream (run after a deliberate model or format change).
 
-    python scripts/make_golden.py
-writes tests/golden/coffee_128x96.bin and tests/golden/golden.json (model id, sizes, sha256 of the
-bitstream and of the decoded pixels). tests/test_golden.py checks that the committed bitstream still
-decodes to exactly those pixels.
+    python scripts/make_golden.py                      # the default model -> golden.json
+    python scripts/make_golden.py --model ID --name m2t  # another model -> m2t_golden.json
+writes tests/golden/[NAME_]coffee_128x96.bin and [NAME_]golden.json (model id, sizes, sha256 of the
+bitstream and of the decoded pixels). tests/test_shipped_model.py checks that every committed
+bitstream still decodes to exactly those pixels and that its source re-encodes to the same symbols.
 """
 
 from __future__ import annotations
@@ -23,14 +24,21 @@ GOLDEN = REPO / "tests" / "golden"
 
 
 def main() -> None:
+    import argparse
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default=None, help="model id (default: the manifest's default)")
+    p.add_argument("--name", default="", help="file name prefix for a second golden file")
+    a = p.parse_args()
+    prefix = f"{a.name}_" if a.name else ""
     pixels = read_image(REPO / "assets" / "coffee.png").pixels[150:246, 200:328]  # 128x96 crop
-    model = load_model(None)
+    model = load_model(a.model)
     enc = compress(model, pixels)
     dec = decompress(enc.data, model)
     GOLDEN.mkdir(parents=True, exist_ok=True)
-    (GOLDEN / "coffee_128x96.bin").write_bytes(enc.data)
+    (GOLDEN / f"{prefix}coffee_128x96.bin").write_bytes(enc.data)
     info = {
-        "bitstream": "coffee_128x96.bin",
+        "bitstream": f"{prefix}coffee_128x96.bin",
         "source": "assets/coffee.png, rows 150:246, columns 200:328",
         "model_id": model.model_id,
         "bytes": len(enc.data),
@@ -39,7 +47,7 @@ def main() -> None:
         "source_pixels_sha256": hashlib.sha256(pixels.tobytes()).hexdigest(),
         "shape": list(dec.pixels.shape),
     }
-    (GOLDEN / "golden.json").write_text(json.dumps(info, indent=2) + "\n")
+    (GOLDEN / f"{prefix}golden.json").write_text(json.dumps(info, indent=2) + "\n")
     print(json.dumps(info, indent=2))
 
 

@@ -224,7 +224,8 @@ class M2T(nn.Module):
     def _entropy_params(self, h: torch.Tensor, side=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Gaussian mean and scale per channel; with side information, a correction of the
         hyperprior's (the head starts at zero: an untrained model codes like the hyperprior)."""
-        mean, raw = self.head(self.ln_out(h)).chunk(2, dim=-1)
+        out = self.head(self.ln_out(h))
+        mean, raw = (out.float() if out.dtype == torch.bfloat16 else out).chunk(2, dim=-1)
         if self.config.side:
             hp_mean, hp_scale = side
             return hp_mean + self.config.delta * mean, (hp_scale * torch.exp(raw)).clamp_min(SCALE_MIN)
