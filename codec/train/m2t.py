@@ -182,7 +182,8 @@ def validate(tf: M2T, val: torch.Tensor, steps: torch.Tensor, t: torch.Tensor, s
 @torch.no_grad()
 def hyperprior_bpp(ae, windows: torch.Tensor, t: torch.Tensor) -> float:
     """The autoencoder's own hyperprior on the same windows (z + y bits, likelihood estimate): the
-    baseline an M2T model has to beat."""
+    baseline an M2T model has to beat. z is re-analysed per window (its bits are approximate); the
+    y parameters are the stored whole-image ones when the windows carry them."""
     module = ae.module
     gen = torch.Generator().manual_seed(1234)
     y = windows[:, 0]
@@ -190,6 +191,8 @@ def hyperprior_bpp(ae, windows: torch.Tensor, t: torch.Tensor) -> float:
     med = module.z_density.medians.view(1, -1, 1, 1)
     z_bits = -torch.log2(module.z_density.likelihood(z + (torch.rand(z.shape, generator=gen) - 0.5))).sum((1, 2, 3))
     mean, scale = module.entropy_parameters(torch.round(z - med) + med)
+    if windows.shape[1] == 3:  # the parameters from the whole image's z, as the codec (and M2T) see them
+        mean, scale = windows[:, 1], windows[:, 2]
     g, _ = module.gains(t * (len(module.config.levels) - 1))
     g = g[:, :, None, None]
     noisy = (y - mean) * g + (torch.rand(y.shape, generator=gen) - 0.5)
