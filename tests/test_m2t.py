@@ -253,3 +253,15 @@ def test_m2t_learns_to_use_the_context_of_earlier_steps():
         bits = -torch.log2(gaussian_likelihood(y - mean, scale).clamp_min(1e-9)).sum(-1).mean(0)
     first, last = bits[: sched.bounds[1]].mean(), bits[sched.bounds[-2] :].mean()
     assert last < 0.5 * first, (float(first), float(last))
+
+
+def test_m2t_target_size_lands_under_the_budget_and_decodes():
+    from codec.pipeline.image import compress_to_size
+
+    model = tiny_codec(side=True)
+    pixels = np.random.default_rng(3).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    lo, hi = len(compress(model, pixels, quality=0).data), len(compress(model, pixels, quality=100).data)
+    budget = (lo + hi) // 2
+    enc, fits = compress_to_size(model, pixels, budget)
+    assert fits and len(enc.data) <= budget and len(enc.data) > lo
+    np.testing.assert_array_equal(decompress(enc.data, model).y_sym, enc.y_sym)

@@ -24,6 +24,7 @@ training baseline: it needs S full passes to decode.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 
@@ -114,9 +115,11 @@ class Schedule:
         return int(self.positions.numel())
 
 
+@functools.lru_cache(maxsize=64)
 def schedule(patch: int, steps: int, alpha: float, rows: int | None = None, cols: int | None = None) -> Schedule:
     """The schedule of a full patch, or of a partial one (rows x cols valid positions): the full
-    patch's groups restricted to the valid positions, so every position keeps its step."""
+    patch's groups restricted to the valid positions, so every position keeps its step. Cached:
+    both sides of every image ask for the same few shapes (treat the tensors as read-only)."""
     rows, cols = rows or patch, cols or patch
     order = qlds_order(patch)
     sizes = group_sizes(patch * patch, steps, alpha)

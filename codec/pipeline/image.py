@@ -130,7 +130,16 @@ def compress_to_size(model: LoadedModel, pixels: np.ndarray, max_bytes: int) -> 
     from codec.pipeline.rate import STEP_RANGE, is_variable, search
 
     if isinstance(model, LoadedM2T):
-        return search(lambda q: compress(model, pixels, quality=q), 0.0, 100.0, max_bytes, True)
+        from codec.pipeline import m2t
+
+        t0 = time.perf_counter()
+        a = m2t.analyse(model, pixels)
+
+        def encode_m2t(q: float) -> Encoded:
+            data, header, y_sym = m2t.encode_analysis(model, a, rate_for(model, quality=q))
+            return Encoded(data, header, np.zeros((0, 0, 0), np.int32), y_sym, time.perf_counter() - t0)
+
+        return search(encode_m2t, 0.0, 100.0, max_bytes, True)
     a = analyse(model, pixels)
     if is_variable(model):
         return search(lambda q: encode_analysis(model, a, rate_for(model, quality=q)), 0.0, 100.0, max_bytes, True)
@@ -155,7 +164,7 @@ def compress(model: LoadedModel, pixels: np.ndarray, step: float = 1.0, quality:
             raise ValueError("effort levels refine hyperprior latents; M2T models code at effort 0 only")
         from codec.pipeline import m2t
 
-        data, header, y_sym = m2t.encode(model, pixels, rate)
+        data, header, y_sym = m2t.encode_analysis(model, m2t.analyse(model, pixels), rate)
         return Encoded(data, header, np.zeros((0, 0, 0), np.int32), y_sym, time.perf_counter() - t0)
     analysis = refine(model, analyse(model, pixels), rate, effort)
     enc = encode_analysis(model, analysis, rate)

@@ -16,6 +16,7 @@ u8 S | S x u32 byte lengths | the streams, in step order.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from collections import defaultdict
 
 import numpy as np
@@ -130,28 +131,42 @@ def _run_steps(model: LoadedM2T, rate: Rate, height: int, width: int, y: torch.T
             streams if streams is not None else out_streams)
 
 
-def encode(model: LoadedM2T, pixels: np.ndarray, rate: Rate):
-    """(H, W, 3) uint8 -> (container bytes, header, y_sym)."""
-    from codec.pipeline.image import analyse
+@dataclass(frozen=True)
+class Analysis:
+    """What the encoder computes before it knows the rate (reused by rate searches)."""
+
+    y: torch.Tensor  # (C, H/16, W/16) float32
+    side: tuple | None  # the hyperprior's (mean_q, scale) (C, H/16, W/16) float64, or None
+    z_stream: bytes | None
+    height: int
+    width: int
+    pad_bottom: int
+    pad_right: int
+
+
+def analyse(model: LoadedM2T, pixels: np.ndarray) -> Analysis:
+    from codec.pipeline.image import analyse as analyse_hyperprior
 
     height, width = pixels.shape[:2]
-    padded, (pad_bottom, pad_right) = pad_to_multiple(pixels, STRIDE)
-    chunks = []
     if model.tf64.config.side:
-        a = analyse(model.hp, pixels)
-        y, side = a.y[0], (a.mean_q[0].double(), a.scale[0])
-        chunks.append((ZSTR, a.z_stream))
-    else:
-        x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float().div_(255.0)
-        with torch.no_grad():
-            y = model.module.g_a(x)[0]
-        side = None
-    y_sym, _, streams = _run_steps(model, rate, y.shape[1], y.shape[2], y, None, side)
+        a = analyse_hyperprior(model.hp, pixels)
+        return Analysis(a.y[0], (a.mean_q[0].double(), a.scale[0]), a.z_stream, height, width, a.pad_bottom, a.pad_right)
+    padded, (pad_bottom, pad_right) = pad_to_multiple(pixels, STRIDE)
+    x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float().div_(255.0)
+    with torch.no_grad():
+        y = model.module.g_a(x)[0]
+    return Analysis(y, None, None, height, width, pad_bottom, pad_right)
+
+
+def encode_analysis(model: LoadedM2T, a: Analysis, rate: Rate):
+    """-> (container bytes, header, y_sym) for one rate setting."""
+    y_sym, _, streams = _run_steps(model, rate, a.y.shape[1], a.y.shape[2], a.y, None, a.side)
     header = Header(
-        kind=0, width=width, height=height, pad_right=pad_right, pad_bottom=pad_bottom,
+        kind=0, width=a.width, height=a.height, pad_right=a.pad_right, pad_bottom=a.pad_bottom,
         bit_depth=8, channels=3, quality=rate.field, weights_sha256_prefix=model.sha256_prefix,
         model_id=model.model_id, coder=coder.coder_name(), coder_version=coder.coder_version(),
     )
+    chunks = [(ZSTR, a.z_stream)] if a.z_stream is not None else []
     return write_container(header, chunks + [(YSTR, pack_streams(streams))]), header, y_sym
 
 

@@ -6,23 +6,14 @@ checkpoint and --init it warm-starts from a shipped model. `codec train export .
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
 import sys
 
-from codec.train.args import ArgumentParser, add_config_arguments
+from codec.train.args import parse_config
 from codec.train.loop import TrainConfig, train
 
 
 def main(argv=None, prog: str = "codec train") -> None:
-    p = ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_arguments(p, TrainConfig)
-    p.add_argument("--no-resume", action="store_true")
-    args = vars(p.parse_args(argv))
-    fresh = args.pop("no_resume")
-    cfg = TrainConfig(**args)
-    print(json.dumps(dataclasses.asdict(cfg)), flush=True)
+    cfg, resume = parse_config(argv, TrainConfig, prog, __doc__)
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -40,7 +31,7 @@ def main(argv=None, prog: str = "codec train") -> None:
             else:
                 print(text, flush=True, file=sys.stdout)
 
-        train(cfg, resume=not fresh, log=log,
+        train(cfg, resume=resume, log=log,
               on_progress=lambda frac, text: bar.update(task, completed=min(frac, 1.0), description=text))
 
 

@@ -26,3 +26,18 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class) -> None:
             parser.add_argument(name, required=True)
         else:
             parser.add_argument(name, type=type(f.default), default=f.default)
+
+
+def parse_config(argv, config_class, prog: str, description: str):
+    """(config, resume) from the command line of a training entry point; prints the config."""
+    import dataclasses
+    import json
+
+    p = ArgumentParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(p, config_class)
+    p.add_argument("--no-resume", action="store_true")
+    args = vars(p.parse_args(argv))
+    resume = not args.pop("no_resume")
+    cfg = config_class(**args)
+    print(json.dumps(dataclasses.asdict(cfg)), flush=True)
+    return cfg, resume

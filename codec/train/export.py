@@ -25,35 +25,36 @@ from codec.weights import serialize
 from codec.zoo import read_manifest, write_manifest
 
 
-def export_module(
-    module: MeanScaleHyperprior, model_id: str, *, training: dict | None = None, folder: Path | None = None,
-    make_default: bool = False, force: bool = False,
-) -> dict:
-    """Writes <folder>/<model_id>.safetensors and its manifest entry; returns the entry."""
+def write_model(data: bytes, model_id: str, fields: dict, *, folder: Path | None = None,
+                make_default: bool = False, force: bool = False) -> dict:
+    """Writes <folder>/<model_id>.safetensors atomically and its manifest entry (file, sha256, bytes
+    + `fields`: family, config, training); refuses an existing id without force. Returns the entry."""
     folder = Path(folder) if folder else weights_dir()
     manifest = read_manifest(folder)
     if model_id in manifest["models"] and not force:
         raise FileExistsError(f"model {model_id!r} already exists in {folder}; pass force to replace it")
-    data, _ = serialize(module, model_id)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{model_id}.safetensors"
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
-    entry = {
-        "file": path.name,
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "bytes": len(data),
-        "family": "hyperprior",
-        "config": module.config.to_dict(),
-        "training": training or {},
-        "metrics": {},
-    }
+    entry = {"file": path.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), **fields, "metrics": {}}
     manifest["models"][model_id] = entry
     if make_default or not manifest.get("default"):
         manifest["default"] = model_id
     write_manifest(manifest, folder)
     return entry
+
+
+def export_module(
+    module: MeanScaleHyperprior, model_id: str, *, training: dict | None = None, folder: Path | None = None,
+    make_default: bool = False, force: bool = False,
+) -> dict:
+    """Writes <folder>/<model_id>.safetensors and its manifest entry; returns the entry."""
+    data, _ = serialize(module, model_id)
+    return write_model(data, model_id, {"family": "hyperprior", "config": module.config.to_dict(),
+                                        "training": training or {}},
+                       folder=folder, make_default=make_default, force=force)
 
 
 def _validation_crops(folder: Path, crop: int = 256) -> torch.Tensor:

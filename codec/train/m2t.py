@@ -16,7 +16,6 @@ compare on what decoding will actually cost. Checkpoints and resume as in `codec
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import json
@@ -30,7 +29,8 @@ import torch
 
 from codec.entropy.gaussian import gaussian_likelihood
 from codec.models.m2t import M2T, M2TConfig, schedule
-from codec.train.args import ArgumentParser, add_config_arguments
+from codec.train.args import ArgumentParser, parse_config
+from codec.train.loop import lr_at
 
 LATENT_STRIDE = 16
 
@@ -58,12 +58,6 @@ class M2TTrainConfig:
     ckpt_minutes: float = 3.0
     seed: int = 0
     device: str = "cpu"
-
-
-def lr_at(cfg: M2TTrainConfig, step: int, progress: float) -> float:
-    from codec.train.loop import lr_at as _lr_at
-
-    return _lr_at(cfg, step, progress)
 
 
 def load_autoencoder(ae: str):
@@ -190,9 +184,10 @@ def hyperprior_bpp(ae, windows: torch.Tensor, t: torch.Tensor) -> float:
     z = module.h_a(y)
     med = module.z_density.medians.view(1, -1, 1, 1)
     z_bits = -torch.log2(module.z_density.likelihood(z + (torch.rand(z.shape, generator=gen) - 0.5))).sum((1, 2, 3))
-    mean, scale = module.entropy_parameters(torch.round(z - med) + med)
     if windows.shape[1] == 3:  # the parameters from the whole image's z, as the codec (and M2T) see them
         mean, scale = windows[:, 1], windows[:, 2]
+    else:
+        mean, scale = module.entropy_parameters(torch.round(z - med) + med)
     g, _ = module.gains(t * (len(module.config.levels) - 1))
     g = g[:, :, None, None]
     noisy = (y - mean) * g + (torch.rand(y.shape, generator=gen) - 0.5)
@@ -314,50 +309,26 @@ def train_m2t(cfg: M2TTrainConfig, resume: bool = True, log=print, on_step=None)
 
 def export_m2t(checkpoint: Path, model_id: str, *, training: dict | None = None, folder: Path | None = None,
                make_default: bool = False, force: bool = False) -> dict:
-    """Writes <folder>/<model_id>.safetensors (autoencoder parts + transformer + table) and its entry."""
-    import hashlib
-
-    from codec.settings import weights_dir
+    """Writes <folder>/<model_id>.safetensors (the whole autoencoder + the transformer) and its entry."""
+    from codec.train.export import write_model
     from codec.weights import serialize_m2t
-    from codec.zoo import read_manifest, write_manifest
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     run = state["config"]
     ae = load_autoencoder(run["ae"])
     tf = M2T(M2TConfig(**state["tf_config"]))
     tf.load_state_dict(state["model"])
-    folder = Path(folder) if folder else weights_dir()
-    manifest = read_manifest(folder)
-    if model_id in manifest["models"] and not force:
-        raise FileExistsError(f"model {model_id!r} already exists in {folder}; pass --force to replace it")
     data, _ = serialize_m2t(ae.module, tf, model_id)
-    path = folder / f"{model_id}.safetensors"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    entry = {
-        "file": path.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "family": "m2t",
-        "config": {"ae": ae.module.config.to_dict(), "tf": tf.config.to_dict()},
+    return write_model(data, model_id, {
+        "family": "m2t", "config": {"ae": ae.module.config.to_dict(), "tf": tf.config.to_dict()},
         "training": {"autoencoder": run["ae"], "objective": run["objective"], "steps": int(state["step"]),
                      "minutes": round(float(state["elapsed"]) / 60, 1), **(training or {})},
-        "metrics": {},
-    }
-    manifest["models"][model_id] = entry
-    if make_default:
-        manifest["default"] = model_id
-    write_manifest(manifest, folder)
-    return entry
+    }, folder=folder, make_default=make_default, force=force)
 
 
 def main(argv=None, prog: str = "codec train m2t") -> None:
-    p = ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_arguments(p, M2TTrainConfig)
-    p.add_argument("--no-resume", action="store_true")
-    args = vars(p.parse_args(argv))
-    fresh = args.pop("no_resume")
-    cfg = M2TTrainConfig(**args)
-    print(json.dumps(asdict(cfg)), flush=True)
-    train_m2t(cfg, resume=not fresh, log=lambda s: print(s, flush=True, file=sys.stdout))
+    cfg, resume = parse_config(argv, M2TTrainConfig, prog, __doc__)
+    train_m2t(cfg, resume=resume, log=lambda s: print(s, flush=True, file=sys.stdout))
 
 
 def export_main(argv=None, prog: str = "codec train m2t-export") -> None:
