@@ -16,18 +16,38 @@ from codec.errors import UsageError
 
 def decode(
     inputs: List[str] = typer.Argument(..., help="Bitstreams written by `codec encode`; '-' reads stdin."),
-    output: Optional[str] = typer.Option(None, "-o", "--output", help="Output image (.png, .bmp, .tif, .webp), directory (ends with '/'), or '-' for PNG on stdout."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="Output image (.png, .bmp, .tif, .webp), directory (ends with '/'), or '-' for PNG on stdout; for a video: .mkv (FFV1, lossless; the default), .y4m, or frames/%05d.png."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the transforms."),
     max_pixels: int = typer.Option(268_435_456, "--max-pixels", min=1, help="Refuse bitstreams of larger images."),
     max_dimension: int = typer.Option(1 << 16, "--max-dimension", min=1, help="Refuse widths or heights above this."),
     max_chunk_bytes: int = typer.Option(1 << 30, "--max-chunk-bytes", min=1, help="Refuse files and chunks above this size."),
+    max_frames: int = typer.Option(1 << 24, "--max-frames", min=1, help="Video: refuse bitstreams of more frames."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="Video: decode frames A:B only (seeks to the GOP that holds A)."),
+    salvage: bool = typer.Option(False, "--salvage", help="Video: on damage, keep the frames decoded before it (warning, exit 0)."),
 ) -> None:
-    """Decompress .bin bitstreams into images."""
+    """Decompress .bin bitstreams into images (or a video bitstream into a video)."""
+    from codec.container import Limits, read_container
+
+    limits = Limits(max_pixels=max_pixels, max_dimension=max_dimension, max_chunk_bytes=max_chunk_bytes,
+                    max_frames=max_frames)
+    from cli.video import decode_video, is_video_bitstream, parse_window
+
+    if len(inputs) == 1 and is_video_bitstream(inputs[0]):
+        window = parse_window(frames)
+        out, outputs = prepare(inputs, output, ".mkv", json_out=json_out, force=force, threads=threads, what="video")
+        if outputs[0] == STDIO:
+            raise UsageError("a video is written to a file: give -o FILE (.mkv, .y4m or frames/%05d.png)")
+        row = decode_video(inputs[0], outputs[0], out=out, window=window, salvage=salvage, force=force,
+                           limits=limits, json_out=json_out)
+        if json_out:
+            out.emit({"command": "decode", "kind": "video", **row})
+        return
+    if frames is not None or salvage:
+        raise UsageError("--frames and --salvage are for video bitstreams")
     out, outputs = prepare(inputs, output, ".png", json_out=json_out, force=force, threads=threads, what="image")
 
-    from codec.container import Limits, read_container
     from codec.io import WRITE_FORMATS, encode_image_bytes, read_bytes, write_image
 
     for dst in outputs:
@@ -36,7 +56,6 @@ def decode(
     from codec.pipeline import decompress
     from codec.weights import load_model
 
-    limits = Limits(max_pixels=max_pixels, max_dimension=max_dimension, max_chunk_bytes=max_chunk_bytes)
     load_seconds = 0.0
 
     def one(src: str, dst: str) -> dict:

@@ -16,7 +16,7 @@ MAX_INPUT_BYTES = 1 << 30
 
 
 def encode(
-    inputs: List[str] = typer.Argument(..., help="Image files (PNG, JPEG, WebP, TIFF, BMP, ...); '-' reads stdin."),
+    inputs: List[str] = typer.Argument(..., help="Image files (PNG, JPEG, WebP, TIFF, BMP, ...; '-' reads stdin), or one video (.mp4, .mkv, .avi, .y4m, ..., a folder, glob or %05d pattern of frames)."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Output file, directory (ends with '/'), or '-' for stdout."),
     model: Optional[str] = typer.Option(None, "-m", "--model", help="Model id (see `codec models`); default: the shipped default."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
@@ -28,8 +28,33 @@ def encode(
     target_size: Optional[str] = typer.Option(None, "--target-size", help="Best quality whose whole file fits this size, e.g. 40KB, 1.5MiB."),
     effort: int = typer.Option(0, "--effort", "-e", min=0, max=3, help="0 = one pass (fast); 1-3 refine the latents for this image (slower encode, same decoder; not combined with --target-*)."),
     step: Optional[float] = typer.Option(None, "--step", min=0.25, max=8.0, help="Single-rate models: quantisation step of the latents (1 = as trained)."),
+    gop: int = typer.Option(32, "--gop", min=1, max=65535, help="Video: an intra frame every N frames (1 = all-intra)."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="Video: frames A:B only (A included, B excluded)."),
+    fps: Optional[str] = typer.Option(None, "--fps", help="Video: frame rate to record (default: the source's; 25 for frame folders)."),
 ) -> None:
-    """Compress images into .bin bitstreams."""
+    """Compress images into .bin bitstreams (or one video into a .bin video bitstream)."""
+    from codec.videoio import is_video_source
+
+    if any(src != STDIO and is_video_source(src) for src in inputs):
+        if len(inputs) > 1:
+            raise UsageError("encode one video at a time (several inputs are images only)")
+        if target_bpp is not None or target_size is not None or effort:
+            raise UsageError("--target-size, --target-bpp and --effort are for images; videos take --quality")
+        if quality is not None and step is not None:
+            raise UsageError("choose one of --quality, --step")
+        from cli.video import encode_video, parse_fps, parse_window
+
+        window, rate = parse_window(frames), parse_fps(fps)
+        out, outputs = prepare(inputs, output, ".bin", json_out=json_out, force=force, threads=threads, what="bitstream")
+        if outputs[0] == STDIO:
+            raise UsageError("a video bitstream is written to a file: give -o FILE")
+        row = encode_video(inputs[0], outputs[0], out=out, model=model, quality=quality, step=step, gop=gop,
+                           window=window, fps=rate, force=force, max_pixels=max_pixels, json_out=json_out)
+        if json_out:
+            out.emit({"command": "encode", "kind": "video", **row})
+        return
+    if frames is not None or fps is not None:
+        raise UsageError("--frames and --fps are for video inputs")
     chosen = [n for n, v in (("--quality", quality), ("--target-bpp", target_bpp), ("--target-size", target_size),
                               ("--step", step)) if v is not None]
     if len(chosen) > 1:

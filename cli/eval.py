@@ -27,8 +27,14 @@ def eval_(
     check: Optional[Path] = typer.Option(None, "--check", help="Baseline results.json: fail if our BD-rate against it is worse than --tolerance."),
     tolerance: float = typer.Option(1.0, "--tolerance", help="Allowed BD-rate loss in percent for --check."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+    video: bool = typer.Option(False, "--video", help="Video mode: SOURCE is a folder of clips, a glob or one clip; codecs ours, ours-intra, x264, x265."),
+    frames: int = typer.Option(32, "--frames", min=1, help="Video: frames per clip (a fixed window)."),
+    start: int = typer.Option(0, "--start", min=0, help="Video: first frame of the window."),
+    gop: int = typer.Option(32, "--gop", min=1, help="Video: intra period of every codec (keyint for x264/x265)."),
 ) -> None:
     """Rate-distortion evaluation against the classical codecs (whole-file bpp, PSNR, MS-SSIM, BD-rate)."""
+    if video:
+        return _eval_video(source, codecs, anchor, output, limit, frames, start, gop, json_out)
     from codec.eval import published as pub
     from codec.eval.codecs import make_codec
     from codec.eval.report import build_results, check as run_check, write
@@ -106,3 +112,45 @@ def specs_for(built) -> list[str]:
                     per_model.setdefault(model_id, []).append(setting)
                 specs.append("ours:" + "+".join(f"{m}@{','.join(s)}" for m, s in per_model.items()) + suffix)
     return specs
+
+
+VIDEO_CODECS = ["ours", "ours-intra", "x264", "x265"]
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".y4m", ".m4v")
+
+
+def _eval_video(source: str, codecs, anchor, output: Path, limit, frames: int, start: int, gop: int,
+                json_out: bool) -> None:
+    """Video RD sweep: every codec on a fixed window of every clip (bpp over all frames, PSNR-RGB
+    averaged over frames), BD-rates per clip averaged over clips, table and plot."""
+    import glob
+
+    from codec.eval.video import evaluate_clips, load_clip, make_video_codec, video_results, write_video_results
+
+    out = Output(json_out)
+    path = Path(source)
+    if path.is_dir():
+        clips = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
+    elif path.is_file():
+        clips = [path]
+    else:
+        clips = sorted(Path(p) for p in glob.glob(source))
+    if not clips:
+        raise UsageError(f"no video clips in {source}")
+    clips = clips[:limit] if limit else clips
+    built = [make_video_codec(spec) for spec in (list(codecs) if codecs else VIDEO_CODECS)]
+    names = [c.name for c in built]
+    anchors = [anchor] if anchor else [n for n in ("x265", "ours-intra") if n in names][:2] or names[:1]
+    for a in anchors:
+        if a not in names:
+            raise UsageError(f"anchor {a!r} is not an evaluated codec ({', '.join(names)})")
+    loaded = [load_clip(p, start, frames) for p in clips]
+    out.say(f"{len(loaded)} clips x {frames} frames, gop {gop}: {', '.join(names)}")
+    rows = evaluate_clips(loaded, built, gop, log=None if json_out else out.say)
+    command = "codec eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else "codec eval --video"
+    results = video_results(rows, built, anchors, loaded, command)
+    paths = write_video_results(results, output)
+    out.say(paths["table"].read_text().split("\n## ")[0])
+    out.say(f"wrote {', '.join(str(p) for p in paths.values())}")
+    if json_out:
+        out.emit({"command": "eval", "video": True, "output": {k: str(v) for k, v in paths.items()},
+                  "bd": results["bd"]})

@@ -20,6 +20,29 @@ def info(
     from codec.io import read_bytes
 
     out = Output(json_out)
+    from cli.video import is_video_bitstream, video_info
+
+    if is_video_bitstream(path):
+        limits = Limits(max_pixels=max_pixels, max_dimension=max_dimension, max_chunk_bytes=max_chunk_bytes)
+        d = video_info(path, limits)
+        d["file"] = path
+        d["crc_ok"] = True
+        if json_out:
+            out.emit(d)
+            return
+        h = d["header"]
+        out.say(f"{path}: codec container (video), writer v{d['writer_version']} (readers >= v{d['min_reader_version']}), "
+                f"{d['size']} bytes, {d['bpp']:.4f} bpp")
+        out.say(f"  video {h['width']}x{h['height']}, {d['frames']} frames @ {d['fps']} fps, gop {d['gop']}, "
+                f"{len(d['gops'])} GOPs")
+        out.say(f"  model {h['model_id']} (weights {h['weights_sha256_prefix']}), coder {h['coder']} {h['coder_version']}, "
+                f"quality {h['quality']}")
+        table = Table("frame", "mode", "bytes", "offset", box=None, pad_edge=False)
+        for f in d["frame_table"]:
+            table.add_row(str(f["frame"]), f["mode"], str(f["bytes"]), str(f["offset"]))
+        out.table(table)
+        out.say("  all CRCs ok")
+        return
     data = read_stdin_bytes(max_chunk_bytes) if path == "-" else read_bytes(path, max_bytes=max_chunk_bytes)
     container = read_container(data, Limits(max_pixels=max_pixels, max_dimension=max_dimension, max_chunk_bytes=max_chunk_bytes))
     d = describe(container)

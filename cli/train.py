@@ -7,9 +7,18 @@ import typer
 
 def train(ctx: typer.Context) -> None:
     """Train a model: codec train --data DIR --run-dir DIR [...]; export one: codec train export [...];
-    M2T entropy models: codec train m2t --ae ID ... and codec train m2t-export. Each takes --help."""
+    M2T entropy models: codec train m2t --ae ID ... and codec train m2t-export; VCT video models:
+    codec train video --run-dir DIR ... and codec train video-export. Each takes --help."""
     args = list(ctx.args)
-    if args[:1] == ["m2t"]:
+    if args[:1] == ["video"]:
+        from codec.train.video import main as video_main
+
+        video_main(args[1:])
+    elif args[:1] == ["video-export"]:
+        from codec.train.video import export_main as video_export
+
+        video_export(args[1:])
+    elif args[:1] == ["m2t"]:
         from codec.train.m2t import main as m2t_main
 
         m2t_main(args[1:])

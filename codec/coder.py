@@ -117,6 +117,64 @@ def decode_gaussian(data: bytes, scale_index: np.ndarray, scale_table: np.ndarra
     return s.astype(np.int32).reshape(shape)
 
 
+class GaussianEncoder:
+    """One Gaussian stream written in batches (for models whose parameters of batch k depend on the
+    decoded symbols of batches < k, such as the VCT decoder's token steps). Each batch is laid out as
+    in `encode_gaussian` (clamped symbols, then its escape excesses), batch after batch, in one range
+    coder, so the stream pays its final-word overhead once. `GaussianDecoder` reads it back batch by
+    batch with the same parameters."""
+
+    def __init__(self, scale_table: np.ndarray, radius: int = DEFAULT_RADIUS):
+        _check_radius(radius)
+        self.scale_table, self.radius = scale_table, radius
+        self._encoder = _queue.RangeEncoder()
+
+    def encode(self, symbols: np.ndarray, scale_index: np.ndarray) -> None:
+        std = _gaussian_std(scale_index, self.scale_table, self.radius)
+        s = _int_array(symbols, "symbols")
+        if s.shape != np.shape(scale_index):
+            raise ValueError(f"symbols shape {s.shape} differs from scale_index shape {np.shape(scale_index)}")
+        _check_range(s, _INT32_MIN, _INT32_MAX, "symbols (int32 range)")
+        s = s.reshape(-1).astype(np.int64)
+        if s.size:
+            clamped = np.clip(s, -self.radius, self.radius).astype(np.int32)
+            self._encoder.encode(clamped, _model.QuantizedGaussian(-self.radius, self.radius), np.zeros_like(std), std)
+        _encode_excess(self._encoder, np.abs(s[np.abs(s) >= self.radius]) - self.radius)
+
+    def finish(self) -> bytes:
+        return _words_to_bytes(self._encoder.get_compressed())
+
+
+class GaussianDecoder:
+    """Mirror of `GaussianEncoder`: `decode(scale_index)` per batch, then `finish()`.
+
+    Raises:
+        FormatError: the stream is corrupt or truncated.
+    """
+
+    def __init__(self, data: bytes, scale_table: np.ndarray, radius: int = DEFAULT_RADIUS, what: str = "Gaussian"):
+        _check_radius(radius)
+        self.scale_table, self.radius = scale_table, radius
+        self._reader = _Reader(data, what)
+
+    def decode(self, scale_index: np.ndarray) -> np.ndarray:
+        std = _gaussian_std(scale_index, self.scale_table, self.radius)
+        r, reader = self.radius, self._reader
+        s = np.zeros(std.size, dtype=np.int64)
+        if s.size:
+            s = reader.decode(_model.QuantizedGaussian(-r, r), np.zeros_like(std), std).astype(np.int64)
+            if s.shape != std.shape or np.any(np.abs(s) > r):
+                raise FormatError(f"{reader.what} stream is corrupt or truncated (symbols outside the model)")
+        escaped = np.abs(s) >= r
+        s[escaped] = np.sign(s[escaped]) * (r + _decode_excess(reader, int(np.count_nonzero(escaped))))
+        if s.size and (s.min() < _INT32_MIN or s.max() > _INT32_MAX):
+            raise FormatError(f"{reader.what} stream is corrupt or truncated (escaped value beyond int32)")
+        return s.astype(np.int32).reshape(np.shape(scale_index))
+
+    def finish(self) -> None:
+        self._reader.finish()
+
+
 def _gaussian_std(scale_index, scale_table, radius) -> np.ndarray:
     """Validated per-symbol std, flat float64."""
     _check_radius(radius)

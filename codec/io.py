@@ -37,6 +37,7 @@ __all__ = [
     "ImageInput",
     "OutputError",
     "WRITE_FORMATS",
+    "atomic_file",
     "atomic_write",
     "crop",
     "encode_image_bytes",
@@ -409,14 +410,25 @@ def atomic_write(dest: str | Path, data: bytes, *, force: bool = False) -> int:
             or permission is denied.
         OutputError: any other write failure (disk full, file too large, read-only file system).
     """
+    with atomic_file(dest, force=force) as fp:
+        fp.write(data)
+    return len(data)
+
+
+@contextlib.contextmanager
+def atomic_file(dest: str | Path, *, force: bool = False) -> Iterator[BinaryIO]:
+    """A binary file to stream into that appears at `dest` only complete, when the block ends
+    without an exception (same guarantees and errors as `atomic_write`); on an exception, or a
+    kill, nothing is left at `dest` and the temporary file is removed (a SIGKILL leaves only the
+    hidden `.<name>.<random>.tmp`)."""
     dest = Path(dest)
     _check_destination(dest, force)
     directory = dest.parent
     tmp = _create_temp(directory, dest)
     try:
         try:
-            with open(tmp, "wb") as fp:
-                fp.write(data)
+            with open(tmp, "r+b") as fp:
+                yield fp
                 fp.flush()
                 os.fsync(fp.fileno())
             if force:
@@ -430,7 +442,6 @@ def atomic_write(dest: str | Path, data: bytes, *, force: bool = False) -> int:
             os.unlink(tmp)
         raise
     _fsync_directory(directory)
-    return len(data)
 
 
 def _check_destination(dest: Path, force: bool) -> None:

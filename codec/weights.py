@@ -80,11 +80,13 @@ def load_entry(entry: ModelEntry) -> LoadedModel:
         tensors = load_safetensors(data)
     except Exception as exc:  # safetensors raises its own error types
         raise WeightsError(f"weights file {entry.file} is not valid safetensors: {exc}") from None
-    if entry.family not in ("hyperprior", "m2t"):
+    if entry.family not in ("hyperprior", "m2t", "vct"):
         raise WeightsError(f"model {entry.model_id!r} has family {entry.family!r}, unknown to this version")
     try:
         if entry.family == "m2t":
             return _load_m2t(entry, tensors, actual)
+        if entry.family == "vct":
+            return _load_vct(entry, tensors, actual)
         config = HyperpriorConfig(**entry.config)
         module = MeanScaleHyperprior(config)
         params = {k: v for k, v in tensors.items() if not k.startswith(TABLE_PREFIX)}
@@ -101,10 +103,10 @@ AE_PREFIX, TF_PREFIX = "ae.", "tf."
 
 
 @dataclass(frozen=True)
-class LoadedM2T:
-    """An M2T model ready to code: the autoencoder as a loaded hyperprior model (g_a, g_s, gains,
-    and, for side information, h_a, h_s and the frozen z tables) and the transformer in float32
-    (training) and float64 (the entropy-parameter path)."""
+class _WithTransformer:
+    """A transformer entropy model on top of a hyperprior image model: `hp` (g_a, g_s, gains, and
+    h_a, h_s and the frozen z tables), the transformer in float32 (training) and float64 (the
+    entropy-parameter path)."""
 
     model_id: str
     sha256: str
@@ -123,6 +125,12 @@ class LoadedM2T:
     @property
     def sha256_prefix(self) -> bytes:
         return bytes.fromhex(self.sha256[:16])
+
+
+@dataclass(frozen=True)
+class LoadedM2T(_WithTransformer):
+    """An M2T image model ready to code; its weights file holds the whole autoencoder and the
+    transformer."""
 
 
 def _load_m2t(entry: ModelEntry, tensors: dict, sha256: str) -> LoadedM2T:
@@ -161,10 +169,50 @@ def m2t_from_modules(ae: MeanScaleHyperprior, tf: torch.nn.Module, model_id: str
     return bundle_m2t(bundle(copy.deepcopy(ae), ae_tensors, model_id, sha), copy.deepcopy(tf), model_id, sha)
 
 
+# --- VCT models: a transformer over previous frames' latents, on top of a shipped image model ----
+
+
+@dataclass(frozen=True)
+class LoadedVCT(_WithTransformer):
+    """A VCT video model ready to code; `hp` also codes the intra frames. Its weights file holds the
+    transformer only; the image model is referenced by id and sha256 in the manifest and checked at
+    load."""
+
+
+def _load_vct(entry: ModelEntry, tensors: dict, sha256: str) -> LoadedVCT:
+    from codec.models.vct import VCT, VCTConfig
+
+    hp = load_model(entry.config["ae"])
+    if hp.sha256 != entry.config["ae_sha256"]:
+        raise WeightsError(f"model {entry.model_id!r} was trained on {entry.config['ae']!r} with sha256 "
+                           f"{entry.config['ae_sha256'][:16]}..., the installed one is {hp.sha256[:16]}...")
+    tf = VCT(VCTConfig(**entry.config["tf"]))
+    tf.load_state_dict({k[len(TF_PREFIX):]: v for k, v in tensors.items() if k.startswith(TF_PREFIX)}, strict=True)
+    return bundle_vct(hp, tf, entry.model_id, sha256)
+
+
+def bundle_vct(hp: LoadedModel, tf: torch.nn.Module, model_id: str, sha256: str) -> LoadedVCT:
+    tf = tf.float().eval().requires_grad_(False)
+    return LoadedVCT(model_id, sha256, hp, tf, copy.deepcopy(tf).double())
+
+
+def serialize_vct(tf: torch.nn.Module, model_id: str) -> bytes:
+    """The safetensors bytes of a VCT model's transformer."""
+    from safetensors.torch import save
+
+    tensors = {TF_PREFIX + k: v.detach().float().contiguous() for k, v in tf.state_dict().items()}
+    return save(tensors, metadata=_metadata("vct", model_id))
+
+
+def vct_from_modules(hp: LoadedModel, tf: torch.nn.Module, model_id: str) -> LoadedVCT:
+    """A LoadedVCT straight from modules (tests, training), sha256 as export would write it."""
+    return bundle_vct(hp, copy.deepcopy(tf), model_id, hashlib.sha256(serialize_vct(tf, model_id)).hexdigest())
+
+
 _CACHE: dict[tuple[str, str], LoadedModel] = {}
 
 
-def load_model(model_id: str | None = None) -> LoadedModel:
+def load_model(model_id: str | None = None) -> LoadedModel | LoadedM2T | LoadedVCT:
     """The shipped model `model_id` (default: the manifest's default), loaded once per process."""
     entry = get_entry(model_id)
     key = (str(entry.file), entry.sha256)

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from codec.container import (
     END,
     FORMAT_VERSION,
+    IMAGE_VERSION,
     HEAD,
     META,
     SIGNATURE,
@@ -86,7 +87,7 @@ def assert_detected(data: bytes) -> None:
 
 def test_round_trip_keeps_header_streams_and_meta():
     c = read_container(FILE)
-    assert c.writer_version == FORMAT_VERSION and c.min_reader_version == 1
+    assert c.writer_version == IMAGE_VERSION == 1 and c.min_reader_version == 1  # images: version 1 bytes
     assert c.header == HEADER
     assert c.get(ZSTR) == Z_BYTES and c.get(YSTR) == Y_BYTES
     assert c.streams == ((ZSTR, Z_BYTES), (YSTR, Y_BYTES))
@@ -146,7 +147,7 @@ def test_get_and_require_name_the_missing_chunk():
 
 def test_writer_refuses_invalid_fields():
     bad = [
-        dict(width=0), dict(pad_right=64), dict(bit_depth=16), dict(channels=4), dict(kind=1),
+        dict(width=0), dict(pad_right=64), dict(bit_depth=16), dict(channels=4), dict(kind=2),
         dict(model_id=""), dict(weights_sha256_prefix=b"short"), dict(coder="x" * 256),
         dict(quality=1 << 16), dict(model_id="a\nb"),
     ]
@@ -274,8 +275,8 @@ def test_unknown_critical_chunk_is_refused():
 
 
 def test_newer_min_reader_version_is_refused_naming_both_versions():
-    data = preamble(3, 2) + FILE[16:]
-    with pytest.raises(UnsupportedError, match=r"version 2 or newer.*format version 3"):
+    data = preamble(4, 3) + FILE[16:]
+    with pytest.raises(UnsupportedError, match=r"version 3 or newer.*format version 4"):
         read_container(data)
 
 

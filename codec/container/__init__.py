@@ -30,6 +30,7 @@ from .format import (
     END,
     FORMAT_VERSION,
     HEAD,
+    IMAGE_VERSION,
     KNOWN_CHUNK_TYPES,
     META,
     MIN_READER_VERSION,
@@ -49,6 +50,7 @@ from .framing import Chunk, frame_chunk, iter_chunks, read_chunk
 __all__ = [
     "SIGNATURE",
     "FORMAT_VERSION",
+    "IMAGE_VERSION",
     "MIN_READER_VERSION",
     "HEAD",
     "ZSTR",
@@ -160,7 +162,7 @@ def write_container(
     Raises:
         ValueError: an invalid header, stream type or meta.
     """
-    parts = [pack_preamble(FORMAT_VERSION, MIN_READER_VERSION), frame_chunk(HEAD, pack_header(header))]
+    parts = [pack_preamble(IMAGE_VERSION, MIN_READER_VERSION), frame_chunk(HEAD, pack_header(header))]
     if meta is not None:
         parts.append(frame_chunk(META, pack_meta(meta)))
     seen: set[bytes] = set()
@@ -206,7 +208,7 @@ def _read(buf: memoryview, limits: Limits) -> Container:
             if chunk.type != HEAD:
                 raise FormatError(f"corrupt bitstream: the first chunk is {name} at offset {chunk.offset}, "
                                   f"expected HEAD")
-            header = unpack_header(chunk.data, limits)
+            header = unpack_header(chunk.data, limits)  # refuses a video HEAD: codec.container.video reads those
         elif chunk.type in KNOWN_CHUNK_TYPES:
             if chunk.type in seen:
                 raise FormatError(f"corrupt bitstream: duplicate {name} chunk at offset {chunk.offset}")

@@ -6,7 +6,7 @@ pipeline's (docs/FORMAT.md, "Stream chunks").
 HEAD payload, container version 1 (little-endian; 25 fixed bytes, then 3 strings)::
 
     offset  size  field
-    0       1     kind                   u8   0 = image (1 = video, reserved)
+    0       1     kind                   u8   0 = image, 1 = video (container version 2)
     1       4     width                  u32  original image width, >= 1
     5       4     height                 u32  original image height, >= 1
     9       2     pad_right              u16  < 64
@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 KIND_IMAGE = 0
-KIND_VIDEO = 1  # reserved; refused by this version
+KIND_VIDEO = 1  # video files (container version 2, codec.container.video)
 MAX_PAD = 63
 """Largest pad_right / pad_bottom: padding reaches the next multiple of the model stride (<= 64)."""
 
@@ -57,7 +57,7 @@ class Header:
     """The ``HEAD`` chunk: what the decoder needs before it touches a stream.
 
     Attributes:
-        kind: 0 = image (1 = video, reserved for a later version).
+        kind: 0 = image, 1 = video.
         width: original image width in pixels, before padding.
         height: original image height in pixels, before padding.
         pad_right: columns of padding added on the right to reach the model stride; cropped by the decoder.
@@ -127,8 +127,8 @@ def pack_header(h: Header) -> bytes:
     for name, bits in (("kind", 8), ("width", 32), ("height", 32), ("pad_right", 16),
                        ("pad_bottom", 16), ("bit_depth", 8), ("channels", 8), ("quality", 16)):
         _check_u(name, getattr(h, name), bits)
-    if h.kind != KIND_IMAGE:
-        raise ValueError(f"Header.kind {h.kind} is not supported by container version 1 (0 = image)")
+    if h.kind not in (KIND_IMAGE, KIND_VIDEO):
+        raise ValueError(f"Header.kind {h.kind} is not supported (0 = image, 1 = video)")
     if h.width < 1 or h.height < 1:
         raise ValueError(f"Header width and height must be >= 1, got {h.width}x{h.height}")
     if h.pad_right > MAX_PAD or h.pad_bottom > MAX_PAD:
@@ -146,23 +146,24 @@ def pack_header(h: Header) -> bytes:
             + _pack_string("coder_version", h.coder_version))
 
 
-def unpack_header(data: bytes | memoryview, limits: Limits = Limits()) -> Header:
+def unpack_header(data: bytes | memoryview, limits: Limits = Limits(), allow_video: bool = False) -> Header:
     """Parse and validate a ``HEAD`` payload.
 
     Raises:
         FormatError: a short or overlong payload, or a field out of range.
-        UnsupportedError: kind 1 (video), which this version does not read.
+        UnsupportedError: kind 1 (video) where an image is read (`allow_video` False).
         LimitError: width, height or width * height over ``limits``.
     """
     data = bytes(data)
-    if len(data) >= 1 and data[0] == KIND_VIDEO:
-        raise UnsupportedError("this file holds a video (HEAD kind 1); this version decodes images only")
+    if len(data) >= 1 and data[0] == KIND_VIDEO and not allow_video:
+        raise UnsupportedError("this file holds a video (HEAD kind 1), not an image: decode it with "
+                               "`codec decode` (codec.pipeline.video)")
     if len(data) < HEADER_FIXED_SIZE:
         raise FormatError(f"corrupt HEAD: {len(data)} bytes, need at least {HEADER_FIXED_SIZE}")
     (kind, width, height, pad_right, pad_bottom, bit_depth, channels, quality,
      prefix) = _FIXED.unpack_from(data, 0)
-    if kind != KIND_IMAGE:
-        raise FormatError(f"corrupt HEAD: unknown kind {kind} (0 = image)")
+    if kind not in (KIND_IMAGE, KIND_VIDEO):
+        raise FormatError(f"corrupt HEAD: unknown kind {kind} (0 = image, 1 = video)")
 
     offset = HEADER_FIXED_SIZE
     strings = []

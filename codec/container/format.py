@@ -31,6 +31,11 @@ __all__ = [
     "YSTR",
     "END",
     "META",
+    "VHDR",
+    "FRAM",
+    "FIDX",
+    "IMAGE_VERSION",
+    "VIDEO_VERSION",
     "KNOWN_CHUNK_TYPES",
     "Limits",
     "crc32",
@@ -44,11 +49,18 @@ __all__ = [
 SIGNATURE = b"\x89CDC\r\n\x1a\n"
 """8 bytes; like PNG's: the high bit catches 7-bit channels, CR LF catches newline conversion."""
 
-FORMAT_VERSION = 1
-"""The container version this module writes and the newest one it reads."""
+FORMAT_VERSION = 2
+"""The newest container version this module reads (2: video files, docs/FORMAT.md section 14)."""
+
+IMAGE_VERSION = 1
+"""Images are written exactly as in version 1 (writer and minimum reader 1): every reader reads them."""
 
 MIN_READER_VERSION = 1
-"""The min_reader_version this writer records: any reader of version >= 1 can read its files."""
+"""The min_reader_version recorded in image files."""
+
+VIDEO_VERSION = 2
+"""Video files are written with writer and minimum reader version 2: a version-1 reader refuses them
+with "needs a reader of version 2"."""
 
 _PREAMBLE = struct.Struct("<8sHH")  # signature, writer_version, min_reader_version
 _U32 = struct.Struct("<I")
@@ -66,13 +78,21 @@ END = b"END "
 META = b"meta"
 """Ancillary, at most once: UTF-8 JSON object (encoder name, version, ...)."""
 
+VHDR = b"VHDR"
+"""Critical, video files only, once after HEAD: frame rate and GOP length."""
+FRAM = b"FRAM"
+"""Critical, video files only: one coded frame."""
+FIDX = b"FIDX"
+"""Critical, video files only, once before END: frame count and GOP index."""
+
 KNOWN_CHUNK_TYPES = frozenset({HEAD, ZSTR, YSTR, END, META})
-"""Types this reader understands; each may appear at most once."""
+"""Types an image reader understands; each may appear at most once."""
 
 # Flags of the CLI that raise each limit; named in LimitError messages.
 MAX_PIXELS_FLAG = "--max-pixels"
 MAX_DIMENSION_FLAG = "--max-dimension"
 MAX_CHUNK_BYTES_FLAG = "--max-chunk-bytes"
+MAX_FRAMES_FLAG = "--max-frames"
 
 
 @dataclass(frozen=True)
@@ -83,14 +103,16 @@ class Limits:
         max_pixels: largest width * height (of the unpadded image) accepted.
         max_chunk_bytes: largest chunk data length accepted.
         max_dimension: largest width or height accepted.
+        max_frames: largest number of frames of a video accepted.
     """
 
     max_pixels: int = 268_435_456  # 2**28, e.g. 16384 x 16384
     max_chunk_bytes: int = 1 << 30
     max_dimension: int = 1 << 16
+    max_frames: int = 1 << 24
 
     def __post_init__(self) -> None:
-        for name in ("max_pixels", "max_chunk_bytes", "max_dimension"):
+        for name in ("max_pixels", "max_chunk_bytes", "max_dimension", "max_frames"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Limits.{name} must be a positive integer, got {value!r}")

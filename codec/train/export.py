@@ -40,7 +40,7 @@ def write_model(data: bytes, model_id: str, fields: dict, *, folder: Path | None
     tmp.replace(path)
     entry = {"file": path.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), **fields, "metrics": {}}
     manifest["models"][model_id] = entry
-    if make_default or not manifest.get("default"):
+    if make_default or (not manifest.get("default") and fields.get("family") != "vct"):  # video models: default_video
         manifest["default"] = model_id
     write_manifest(manifest, folder)
     return entry

@@ -16,7 +16,6 @@ compare on what decoding will actually cost. Checkpoints and resume as in `codec
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
@@ -30,6 +29,7 @@ import torch
 from codec.entropy.gaussian import gaussian_likelihood
 from codec.models.m2t import M2T, M2TConfig, schedule
 from codec.train.args import ArgumentParser, parse_config
+from codec.train import run
 from codec.train.loop import lr_at
 
 LATENT_STRIDE = 16
@@ -213,15 +213,7 @@ def train_m2t(cfg: M2TTrainConfig, resume: bool = True, log=print, on_step=None)
     tf = M2T(tf_cfg)
     opt = torch.optim.Adam(tf.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
-    step, elapsed = 0, 0.0
-    if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        tf.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        step, elapsed = int(state["step"]), float(state["elapsed"])
-        gen.set_state(state["gen"])
-        torch.set_rng_state(state["torch_rng"])
-        log(f"resumed at step {step} ({elapsed / 60:.1f} min)")
+    step, elapsed = run.resume(ckpt_path, tf, opt, gen, log) if resume else (0, 0.0)
 
     cache = run_dir / "latents.pt"
     key = f"{ae.sha256}:{'side' if tf_cfg.side else 'y'}"
@@ -246,20 +238,10 @@ def train_m2t(cfg: M2TTrainConfig, resume: bool = True, log=print, on_step=None)
     log(f"{len(train_lat)} training latents, {val.shape[0]} validation windows, {sum(p.numel() for p in tf.parameters())} "
         "parameters; the hyperprior codes these windows at {:.4f} bpp (y alone {:.4f})".format(*hyperprior_bpp(ae, val, val_t)))
 
-    csv_path = run_dir / "log.csv"
-    new_csv = not csv_path.exists()
-    csv_file = open(csv_path, "a", newline="")
-    writer = csv.writer(csv_file)
-    if new_csv:
-        writer.writerow(["step", "bpp", "lr", "seconds", "val_bpp"])
+    csv_file, writer = run.open_log(run_dir / "log.csv", ["step", "bpp", "lr", "seconds", "val_bpp"])
 
     def save():
-        state = {"model": tf.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed,
-                 "gen": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                 "config": asdict(cfg), "tf_config": tf_cfg.to_dict()}
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(ckpt_path)
+        run.save(ckpt_path, tf, opt, gen, step, elapsed, config=asdict(cfg), tf_config=tf_cfg.to_dict())
 
     t0 = time.monotonic() - elapsed
     last_ckpt = time.monotonic()
@@ -314,14 +296,14 @@ def export_m2t(checkpoint: Path, model_id: str, *, training: dict | None = None,
     from codec.weights import serialize_m2t
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    run = state["config"]
-    ae = load_autoencoder(run["ae"])
+    run_cfg = state["config"]
+    ae = load_autoencoder(run_cfg["ae"])
     tf = M2T(M2TConfig(**state["tf_config"]))
     tf.load_state_dict(state["model"])
     data, _ = serialize_m2t(ae.module, tf, model_id)
     return write_model(data, model_id, {
         "family": "m2t", "config": {"ae": ae.module.config.to_dict(), "tf": tf.config.to_dict()},
-        "training": {"autoencoder": run["ae"], "objective": run["objective"], "steps": int(state["step"]),
+        "training": {"autoencoder": run_cfg["ae"], "objective": run_cfg["objective"], "steps": int(state["step"]),
                      "minutes": round(float(state["elapsed"]) / 60, 1), **(training or {})},
     }, folder=folder, make_default=make_default, force=force)
 

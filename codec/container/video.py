@@ -1,0 +1,304 @@
+"""Video files: the same preamble and chunk framing as images, read and written as a stream.
+
+Layout (container format version 2; spec: docs/FORMAT.md section 14)::
+
+    preamble              writer_version 2, min_reader_version 2 (version-1 readers refuse clearly)
+    HEAD chunk            kind 1 (video): frame size, padding, quality, model id, weights hash, coder
+    VHDR chunk            u32 fps_num | u32 fps_den | u16 gop
+    [meta chunk]          optional UTF-8 JSON
+    FRAM chunk x n        one per frame, in display order (below)
+    FIDX chunk            u32 frames | u32 gops | gops x (u32 first frame | u64 offset of its FRAM chunk)
+                          | u32 length of this payload (so a reader finds FIDX from the end of the file)
+    END  chunk            empty
+
+    FRAM payload          u32 frame number | u8 mode (0 intra, 1 inter) | u8 n | n x u32 stream length
+                          | the n streams
+
+Every frame is its own CRC-checked chunk, so a damaged or truncated file is diagnosed frame by
+frame and what precedes the damage still decodes; the index lets a reader seek to the intra frame
+that starts any GOP without reading what comes before. `VideoWriter` writes to a binary file
+object frame by frame (the caller makes it atomic); `VideoReader` reads from a seekable one and
+never holds more than one frame's chunk. Standard library only, like the rest of the container.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, BinaryIO
+
+from codec.errors import FormatError, UnsupportedError
+
+from .chunks import KIND_VIDEO, Header, pack_header, pack_meta, unpack_header, unpack_meta
+from .format import (
+    END,
+    FIDX,
+    FRAM,
+    HEAD,
+    MAX_CHUNK_BYTES_FLAG,
+    MAX_FRAMES_FLAG,
+    META,
+    PREAMBLE_SIZE,
+    VHDR,
+    VIDEO_VERSION,
+    Limits,
+    crc32,
+    is_critical,
+    limit_error,
+    pack_preamble,
+    type_name,
+    unpack_preamble,
+    valid_chunk_type,
+)
+from .framing import CHUNK_OVERHEAD, frame_chunk
+
+__all__ = ["INTRA", "INTER", "VideoHeader", "Frame", "FrameIndex", "VideoWriter", "VideoReader"]
+
+INTRA, INTER = 0, 1
+_VHDR = struct.Struct("<IIH")
+_FRAME_HEAD = struct.Struct("<IBB")
+_U32 = struct.Struct("<I")
+_GOP = struct.Struct("<IQ")
+_LENGTH_TYPE = struct.Struct("<I4s")
+MAX_STREAMS = 32
+
+
+@dataclass(frozen=True)
+class VideoHeader:
+    """The VHDR chunk: frame rate (as a fraction) and the intra period."""
+
+    fps: Fraction
+    gop: int
+
+    def pack(self) -> bytes:
+        fps = Fraction(self.fps)
+        if not (0 < fps.numerator < 2**32 and 0 < fps.denominator < 2**32) or not 1 <= self.gop <= 0xFFFF:
+            raise ValueError(f"VHDR: fps {self.fps} or gop {self.gop} out of range")
+        return _VHDR.pack(fps.numerator, fps.denominator, self.gop)
+
+    @classmethod
+    def unpack(cls, data: bytes) -> "VideoHeader":
+        if len(data) != _VHDR.size:
+            raise FormatError(f"corrupt VHDR: {len(data)} bytes, expected {_VHDR.size}")
+        num, den, gop = _VHDR.unpack(data)
+        if num == 0 or den == 0 or gop == 0:
+            raise FormatError(f"corrupt VHDR: fps {num}/{den}, gop {gop}")
+        return cls(Fraction(num, den), gop)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One FRAM chunk: frame number, mode (INTRA or INTER), its streams, and where it sits."""
+
+    number: int
+    mode: int
+    streams: tuple[bytes, ...]
+    offset: int
+    size: int  # bytes of the whole chunk, framing included
+
+    def pack(self) -> bytes:
+        if self.mode not in (INTRA, INTER) or not 0 <= len(self.streams) <= MAX_STREAMS:
+            raise ValueError(f"frame {self.number}: mode {self.mode} or {len(self.streams)} streams")
+        head = _FRAME_HEAD.pack(self.number, self.mode, len(self.streams))
+        return head + b"".join(_U32.pack(len(s)) for s in self.streams) + b"".join(self.streams)
+
+    @classmethod
+    def unpack(cls, data: bytes, offset: int, size: int) -> "Frame":
+        if len(data) < _FRAME_HEAD.size:
+            raise FormatError(f"corrupt frame at offset {offset}: {len(data)} bytes")
+        number, mode, n = _FRAME_HEAD.unpack_from(data)
+        if mode not in (INTRA, INTER) or n > MAX_STREAMS:
+            raise FormatError(f"corrupt frame {number} at offset {offset}: mode {mode}, {n} streams")
+        pos = _FRAME_HEAD.size + 4 * n
+        if len(data) < pos:
+            raise FormatError(f"corrupt frame {number} at offset {offset}: stream table truncated")
+        lengths = [_U32.unpack_from(data, _FRAME_HEAD.size + 4 * i)[0] for i in range(n)]
+        if pos + sum(lengths) != len(data):
+            raise FormatError(f"corrupt frame {number} at offset {offset}: stream lengths do not add up")
+        streams = []
+        for length in lengths:
+            streams.append(bytes(data[pos : pos + length]))
+            pos += length
+        return cls(number, mode, tuple(streams), offset, size)
+
+
+@dataclass(frozen=True)
+class FrameIndex:
+    """The FIDX chunk: the frame count and (first frame, chunk offset) of every GOP."""
+
+    frames: int
+    gops: tuple[tuple[int, int], ...]
+
+    def pack(self) -> bytes:
+        body = _U32.pack(self.frames) + _U32.pack(len(self.gops)) + b"".join(_GOP.pack(f, o) for f, o in self.gops)
+        return body + _U32.pack(len(body) + 4)
+
+    @classmethod
+    def unpack(cls, data: bytes, limits: Limits) -> "FrameIndex":
+        if len(data) < 12 or _U32.unpack_from(data, len(data) - 4)[0] != len(data):
+            raise FormatError("corrupt frame index (FIDX): bad length")
+        frames, n = _U32.unpack_from(data, 0)[0], _U32.unpack_from(data, 4)[0]
+        if frames > limits.max_frames:
+            raise limit_error("the frame count", frames, limits.max_frames, "max_frames", MAX_FRAMES_FLAG)
+        if len(data) != 12 + n * _GOP.size or n > frames:
+            raise FormatError(f"corrupt frame index (FIDX): {n} GOPs in {len(data)} bytes for {frames} frames")
+        gops = tuple(_GOP.unpack_from(data, 8 + i * _GOP.size) for i in range(n))
+        if any(b[0] <= a[0] or b[1] <= a[1] for a, b in zip(gops, gops[1:])) or (gops and gops[0][0] != 0):
+            raise FormatError("corrupt frame index (FIDX): GOPs out of order")
+        if gops and gops[-1][0] >= frames:
+            raise FormatError("corrupt frame index (FIDX): a GOP starts after the last frame")
+        return cls(frames, gops)
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+class VideoWriter:
+    """Writes a video container to `fp` frame by frame: `add(mode, streams, keyframe)`, then `finish()`."""
+
+    def __init__(self, fp: BinaryIO, header: Header, video: VideoHeader, meta: dict[str, Any] | None = None):
+        if header.kind != KIND_VIDEO:
+            raise ValueError("a video container needs a HEAD of kind 1")
+        self.fp, self.pos, self.frames, self.gops = fp, 0, 0, []
+        self._write(pack_preamble(VIDEO_VERSION, VIDEO_VERSION))
+        self._write(frame_chunk(HEAD, pack_header(header)))
+        self._write(frame_chunk(VHDR, video.pack()))
+        if meta is not None:
+            self._write(frame_chunk(META, pack_meta(meta)))
+
+    def _write(self, data: bytes) -> int:
+        self.fp.write(data)
+        self.pos += len(data)
+        return len(data)
+
+    def add(self, mode: int, streams: list[bytes] | tuple[bytes, ...], keyframe: bool = False) -> int:
+        """Appends frame number `frames`; a keyframe (intra, starting a GOP) enters the index. Returns
+        the bytes written."""
+        if keyframe:
+            if mode != INTRA:
+                raise ValueError("a keyframe must be intra")
+            self.gops.append((self.frames, self.pos))
+        elif not self.gops:
+            raise ValueError("the first frame must be a keyframe")
+        payload = Frame(self.frames, mode, tuple(streams), self.pos, 0).pack()
+        self.frames += 1
+        return self._write(frame_chunk(FRAM, payload))
+
+    def finish(self) -> int:
+        """Writes the index and END; returns the size of the file."""
+        self._write(frame_chunk(FIDX, FrameIndex(self.frames, tuple(self.gops)).pack()))
+        self._write(frame_chunk(END, b""))
+        return self.pos
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+class VideoReader:
+    """Reads a video container from a seekable binary file object.
+
+        r = VideoReader(fp)                  # preamble, HEAD, VHDR, meta checked
+        r.header, r.video, r.meta
+        for frame in r.frames():             # FRAM chunks in order, each CRC-checked
+            ...
+        r.index()                            # FIDX, found from the end of the file
+
+    Errors name the frame: `FormatError("frame 17 ... is damaged ...")`.
+    """
+
+    def __init__(self, fp: BinaryIO, limits: Limits = Limits()):
+        self.fp, self.limits = fp, limits
+        fp.seek(0, 2)
+        self.size = fp.tell()
+        fp.seek(0)
+        writer, min_reader = unpack_preamble(fp.read(PREAMBLE_SIZE))
+        self.writer_version, self.min_reader_version = writer, min_reader
+        pos = PREAMBLE_SIZE
+        head, pos = self._chunk(pos, "the header")
+        if head[0] != HEAD:
+            raise FormatError(f"corrupt bitstream: the first chunk is {type_name(head[0])}, expected HEAD")
+        self.header = unpack_header(head[1], limits, allow_video=True)
+        if self.header.kind != KIND_VIDEO:
+            raise UnsupportedError("this file holds an image, not a video")
+        self.video: VideoHeader | None = None
+        self.meta: dict[str, Any] | None = None
+        while True:
+            (ctype, data), nxt = self._chunk(pos, "the video header")
+            if ctype in (FRAM, FIDX, END):
+                break
+            if ctype == VHDR:
+                self.video = VideoHeader.unpack(data)
+            elif ctype == META:
+                try:
+                    self.meta = unpack_meta(data)
+                except FormatError:
+                    self.meta = None
+            elif is_critical(ctype):
+                raise UnsupportedError(f"unknown critical chunk {type_name(ctype)} at offset {pos}: written by a "
+                                       f"newer or different encoder")
+            pos = nxt
+        if self.video is None:
+            raise FormatError("corrupt bitstream: the video header (VHDR) is missing")
+        self.first_frame_offset = pos
+
+    def _chunk(self, offset: int, what: str) -> tuple[tuple[bytes, bytes], int]:
+        """(type, data), next offset of the chunk at `offset`; FormatError naming `what`."""
+        fp = self.fp
+        if offset + _LENGTH_TYPE.size > self.size:
+            raise FormatError(f"truncated bitstream: the file ends at offset {self.size}, in {what}")
+        fp.seek(offset)
+        length, ctype = _LENGTH_TYPE.unpack(fp.read(_LENGTH_TYPE.size))
+        if length > self.limits.max_chunk_bytes:
+            raise limit_error(f"the length of chunk {type_name(ctype)} at offset {offset}", length,
+                              self.limits.max_chunk_bytes, "max_chunk_bytes", MAX_CHUNK_BYTES_FLAG)
+        end = offset + CHUNK_OVERHEAD + length
+        if end > self.size:
+            raise FormatError(f"truncated bitstream: {what} (chunk at offset {offset}) needs {end - offset} bytes, "
+                              f"only {self.size - offset} remain")
+        data = fp.read(length)
+        (stored,) = _U32.unpack(fp.read(4))
+        if crc32(ctype, data) != stored or not valid_chunk_type(ctype):
+            raise FormatError(f"corrupt bitstream: {what} (chunk at offset {offset}) is damaged (CRC mismatch)")
+        return (ctype, data), end
+
+    def frames(self, offset: int | None = None, first_number: int = 0) -> Iterator[Frame]:
+        """FRAM chunks from `offset` (default: the first frame) up to the index; checks numbering."""
+        pos = self.first_frame_offset if offset is None else offset
+        expected = first_number
+        while True:
+            if expected > self.limits.max_frames:
+                raise limit_error("the frame count", expected, self.limits.max_frames, "max_frames", MAX_FRAMES_FLAG)
+            (ctype, data), nxt = self._chunk(pos, f"frame {expected}")
+            if ctype == FRAM:
+                frame = Frame.unpack(data, pos, nxt - pos)
+                if frame.number != expected:
+                    raise FormatError(f"corrupt bitstream: frame {expected} expected at offset {pos}, "
+                                      f"found frame {frame.number}")
+                yield frame
+                expected += 1
+            elif ctype in (FIDX, END):
+                return
+            elif is_critical(ctype):
+                raise UnsupportedError(f"unknown critical chunk {type_name(ctype)} at offset {pos}")
+            pos = nxt
+
+    def index(self) -> FrameIndex:
+        """The frame index, located from the end of the file (END, then FIDX's trailing length)."""
+        tail = CHUNK_OVERHEAD  # the empty END chunk
+        if self.size < self.first_frame_offset + tail + CHUNK_OVERHEAD + 12:
+            raise FormatError("truncated bitstream: no room for the frame index and END")
+        self.fp.seek(self.size - tail)
+        if self.fp.read(tail) != frame_chunk(END, b""):
+            raise FormatError("truncated or corrupt bitstream: the file does not end with an END chunk "
+                              "(decode with --salvage to recover the frames before the damage)")
+        self.fp.seek(self.size - tail - 8)
+        (length,) = _U32.unpack(self.fp.read(4))
+        start = self.size - tail - CHUNK_OVERHEAD - length
+        if length > self.limits.max_chunk_bytes or start < self.first_frame_offset:
+            raise FormatError("corrupt bitstream: bad frame index length")
+        (ctype, data), end = self._chunk(start, "the frame index")
+        if ctype != FIDX or end != self.size - tail:
+            raise FormatError("corrupt bitstream: the frame index (FIDX) is missing or misplaced")
+        return FrameIndex.unpack(data, self.limits)

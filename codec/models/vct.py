@@ -1,0 +1,290 @@
+"""VCT entropy model (Mentzer, Agustsson, Ballé, Minnen, Johnston, Toderici, NeurIPS 2022: "VCT: A
+Video Compression Transformer").
+
+Every frame is mapped to latents y_t by the image analysis transform alone (no motion, no warping);
+this transformer predicts the distribution of the current latent from the two previous decoded
+latents, per channel a Gaussian (mean, scale):
+
+    y_hat[t-2], y_hat[t-1] (C, H, W) -pad 2, 8x8 windows, stride 4-> (n, 64, C) each
+        -embed + window position + frame + rate-> E_sep (shared, per previous frame; cacheable:
+         frame t-1's encoding is frame t+1's t-2 encoding)
+        -concat-> memory (n, 128, d)
+    y[t] (C, H, W) -4x4 blocks-> (n, 16, C) raster order within a block
+        -shift right (start token first), embed + block position + rate->
+        decoder layers: causal self-attention within the block, cross-attention to the memory, MLP
+        -head-> mean = y_hat[t-1] at the same position + correction, scale   (n, 16, C)
+
+All n blocks are independent and decoded in parallel; within a block decoding is autoregressive over
+its 16 tokens (16 steps per frame). `forward` runs all 16 positions in one pass under the causal mask
+(teacher forcing, training); `StepDecoder` runs them one by one with cached self-attention keys and
+values and memory keys and values computed once per frame. `tests/test_vct.py` checks that both give
+the same parameters and that removing the mask breaks it.
+
+Deviations from the paper, stated: there is no separate joint encoder E_joint (the decoder
+cross-attends to the concatenated E_sep outputs directly, which keeps CPU decoding cheap), no latent
+residual predictor, and the mean is predicted as a correction of the previous latent at the same
+position (zero-initialised head: an untrained model starts as "copy the previous frame"). The rate
+(log2 of the quantisation step) is an input, so one model serves every quality.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from codec.entropy.gaussian import SCALE_MIN
+
+
+@dataclass(frozen=True)
+class VCTConfig:
+    channels: int = 192  # C, latent channels (tokens are C-vectors)
+    width: int = 128  # d_model
+    heads: int = 4
+    mlp_ratio: int = 4
+    enc_layers: int = 2  # E_sep
+    dec_layers: int = 3
+    block: int = 4  # w: current tokens per block side
+    window: int = 8  # previous-frame window side (2w), centred on the block
+    input_scale: float = 0.25  # latent values enter the embeddings multiplied by this
+
+    @classmethod
+    def preset(cls, name: str, channels: int = 192) -> "VCTConfig":
+        presets = {
+            "tiny": dict(width=32, heads=2, enc_layers=1, dec_layers=2),
+            "small": dict(width=96, heads=4, enc_layers=2, dec_layers=3),
+            "base": dict(width=128, heads=4, enc_layers=2, dec_layers=4),
+        }
+        if name not in presets:
+            raise KeyError(f"unknown VCT config {name!r}; valid: {', '.join(presets)}")
+        return cls(channels=channels, **presets[name])
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def tokens(self) -> int:
+        return self.block * self.block
+
+    @property
+    def pad(self) -> int:
+        return (self.window - self.block) // 2
+
+
+# --- tokens in and out ------------------------------------------------------------------------
+
+
+def blocks_of(y: torch.Tensor, w: int) -> torch.Tensor:
+    """(N, C, H, W) with H, W multiples of w -> (N * H/w * W/w, w*w, C), blocks in raster order,
+    tokens in raster order within a block."""
+    n, c, h, wd = y.shape
+    t = y.reshape(n, c, h // w, w, wd // w, w).permute(0, 2, 4, 3, 5, 1)  # (N, H/w, W/w, w, w, C)
+    return t.reshape(n * (h // w) * (wd // w), w * w, c)
+
+
+def unblock(t: torch.Tensor, n: int, h: int, wd: int, w: int) -> torch.Tensor:
+    """Inverse of `blocks_of`: (N * H/w * W/w, w*w, C) -> (N, C, H, W)."""
+    c = t.shape[-1]
+    return t.reshape(n, h // w, wd // w, w, w, c).permute(0, 5, 1, 3, 2, 4).reshape(n, c, h, wd)
+
+
+def windows_of(y: torch.Tensor, config: VCTConfig) -> torch.Tensor:
+    """(N, C, H, W) -> (N * H/w * W/w, window^2, C): the window x window neighbourhood of every block
+    (zero outside the latent), same block order as `blocks_of`."""
+    n, c, h, wd = y.shape
+    k, w, p = config.window, config.block, config.pad
+    cols = F.unfold(F.pad(y, (p, p, p, p)), kernel_size=k, stride=w)  # (N, C*k*k, nblocks)
+    return cols.view(n, c, k * k, -1).permute(0, 3, 2, 1).reshape(-1, k * k, c)
+
+
+# --- layers -----------------------------------------------------------------------------------
+
+
+def _heads(t: torch.Tensor, heads: int) -> torch.Tensor:
+    b, n, d = t.shape
+    return t.view(b, n, heads, d // heads).transpose(1, 2)  # (B, heads, n, d/heads)
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    att = torch.softmax(scores, dim=-1) @ v  # (B, heads, n, d/heads)
+    b, _, n, _ = att.shape
+    return att.transpose(1, 2).reshape(b, n, -1)
+
+
+class EncoderLayer(nn.Module):
+    """Pre-norm self-attention layer over one previous frame's window tokens (full attention)."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: int):
+        super().__init__()
+        self.heads = heads
+        self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        self.fc1, self.fc2 = nn.Linear(width, mlp_ratio * width), nn.Linear(mlp_ratio * width, width)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        q, k, v = (_heads(t, self.heads) for t in self.qkv(self.ln1(h)).chunk(3, dim=-1))
+        h = h + self.proj(_attend(q, k, v, None))
+        return h + self.fc2(F.gelu(self.fc1(self.ln2(h))))
+
+
+class DecoderLayer(nn.Module):
+    """Pre-norm decoder layer: causal self-attention (with cached keys/values in front), cross-attention
+    to the memory, MLP."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: int):
+        super().__init__()
+        self.heads = heads
+        self.ln1, self.ln2, self.ln3 = nn.LayerNorm(width), nn.LayerNorm(width), nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        self.q_cross = nn.Linear(width, width)
+        self.kv_cross = nn.Linear(width, 2 * width)
+        self.proj_cross = nn.Linear(width, width)
+        self.fc1, self.fc2 = nn.Linear(width, mlp_ratio * width), nn.Linear(mlp_ratio * width, width)
+
+    def memory_kv(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of the memory (B, heads, m, d/heads), once per frame."""
+        k, v = self.kv_cross(memory).chunk(2, dim=-1)
+        return _heads(k, self.heads), _heads(v, self.heads)
+
+    def forward(self, h: torch.Tensor, memory_kv, mask: torch.Tensor | None = None, past=None):
+        """h (B, n, d); mask (n, n_past + n) bool (True = attend) or None; returns (h, (k, v)) with this
+        call's own self-attention keys and values."""
+        q, k, v = (_heads(t, self.heads) for t in self.qkv(self.ln1(h)).chunk(3, dim=-1))
+        keys, values = (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)) if past is not None else (k, v)
+        h = h + self.proj(_attend(q, keys, values, mask))
+        h = h + self.proj_cross(_attend(_heads(self.q_cross(self.ln2(h)), self.heads), *memory_kv, None))
+        h = h + self.fc2(F.gelu(self.fc1(self.ln3(h))))
+        return h, (k, v)
+
+
+# --- the model --------------------------------------------------------------------------------
+
+
+class VCT(nn.Module):
+    """Predicts per-channel Gaussian (mean, scale) of the current latent from two previous latents."""
+
+    def __init__(self, config: VCTConfig = VCTConfig()):
+        super().__init__()
+        self.config = c = config
+        d = c.width
+        self.embed_prev = nn.Linear(c.channels, d)
+        self.embed_cur = nn.Linear(c.channels, d)
+        self.window_pos = nn.Parameter(torch.randn(c.window * c.window, d) * 0.02)
+        self.frame_emb = nn.Parameter(torch.randn(2, d) * 0.02)  # t-1, t-2
+        self.block_pos = nn.Parameter(torch.randn(c.tokens, d) * 0.02)
+        self.start = nn.Parameter(torch.randn(d) * 0.02)
+        self.rate_emb = nn.Linear(1, d)
+        self.encoder = nn.ModuleList(EncoderLayer(d, c.heads, c.mlp_ratio) for _ in range(c.enc_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(d, c.heads, c.mlp_ratio) for _ in range(c.dec_layers))
+        self.ln_out = nn.LayerNorm(d)
+        self.head = nn.Linear(d, 2 * c.channels)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        self.log_scale0 = nn.Parameter(torch.zeros(c.channels))
+
+    # rate: (B,) log2 of the quantisation step of each block's frame
+
+    def _rate(self, log_step: torch.Tensor) -> torch.Tensor:
+        return self.rate_emb(log_step.to(self.start.dtype)[:, None])[:, None, :]  # (B, 1, d)
+
+    def encode_previous(self, prev_windows: torch.Tensor, log_step: torch.Tensor) -> torch.Tensor:
+        """E_sep: (B, window^2, C) decoded values of one previous frame -> (B, window^2, d)."""
+        h = self.embed_prev(prev_windows * self.config.input_scale) + self.window_pos + self._rate(log_step)
+        for layer in self.encoder:
+            h = layer(h)
+        return h
+
+    def memory(self, enc1: torch.Tensor, enc2: torch.Tensor) -> torch.Tensor:
+        """Encoded t-1 and t-2 windows (B, window^2, d) each -> memory (B, 2 window^2, d)."""
+        return torch.cat([enc1 + self.frame_emb[0], enc2 + self.frame_emb[1]], 1)
+
+    def _current_in(self, shifted: torch.Tensor, positions: slice, log_step: torch.Tensor) -> torch.Tensor:
+        return self.embed_cur(shifted * self.config.input_scale) + self.block_pos[positions] + self._rate(log_step)
+
+    def _params(self, h: torch.Tensor, anchor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_scale = self.head(self.ln_out(h)).chunk(2, dim=-1)
+        scale = torch.exp((log_scale + self.log_scale0).clamp(-10.0, 10.0)).clamp_min(SCALE_MIN)
+        return anchor + mean, scale
+
+    def anchor(self, prev1_windows: torch.Tensor) -> torch.Tensor:
+        """The previous latent at the block's own positions: (B, window^2, C) -> (B, w^2, C)."""
+        c = self.config
+        k, w, p = c.window, c.block, c.pad
+        grid = prev1_windows.view(-1, k, k, prev1_windows.shape[-1])[:, p : p + w, p : p + w]
+        return grid.reshape(-1, w * w, prev1_windows.shape[-1])
+
+    def forward(self, current: torch.Tensor, prev1_windows: torch.Tensor, prev2_windows: torch.Tensor,
+                log_step: torch.Tensor, causal: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced parameters of every token of every block in one pass.
+
+        current (B, w^2, C) values of the block's tokens (noisy in training); prev*_windows
+        (B, window^2, C); log_step (B,). Returns mean, scale (B, w^2, C). `causal=False` drops the
+        mask (only to show that the causality test catches it)."""
+        memory = self.memory(self.encode_previous(prev1_windows, log_step),
+                             self.encode_previous(prev2_windows, log_step))
+        n = self.config.tokens
+        first = (self.start + self.block_pos[0] + self._rate(log_step)[:, 0])[:, None, :]  # (B, 1, d)
+        h = torch.cat([first, self._current_in(current[:, :-1], slice(1, n), log_step)], 1)  # (B, w^2, d)
+        mask = torch.ones(n, n, dtype=torch.bool, device=h.device).tril() if causal else None
+        for layer in self.decoder:
+            h, _ = layer(h, layer.memory_kv(memory), mask)
+        return self._params(h, self.anchor(prev1_windows))
+
+
+class StepDecoder:
+    """Token-by-token parameters of all blocks of a frame, with cached keys and values.
+
+        dec = StepDecoder(model, enc1, enc2, prev1_windows, log_step)
+        for k in range(w * w):
+            mean, scale = dec.predict(k)     # (B, C) for token k of every block
+            ... code token k ...
+            dec.push(k, y_hat_k)             # (B, C) its decoded values
+
+    `cache=False` re-runs every earlier token at each step (the same function, more work)."""
+
+    def __init__(self, model: VCT, enc1: torch.Tensor, enc2: torch.Tensor, prev1_windows: torch.Tensor,
+                 log_step: torch.Tensor, cache: bool = True):
+        self.model, self.log_step, self.cache = model, log_step, cache
+        memory = model.memory(enc1, enc2)
+        self.memory_kv = [layer.memory_kv(memory) for layer in model.decoder]
+        self.anchor = model.anchor(prev1_windows)  # (B, w^2, C)
+        self.past: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.values: list[torch.Tensor] = []
+        self.pending: torch.Tensor | None = None  # input row of the next token
+
+    def _input(self, k: int) -> torch.Tensor:
+        m = self.model
+        if k == 0:
+            return (m.start + m.block_pos[0] + m._rate(self.log_step)[:, 0])[:, None, :]
+        return m._current_in(self.values[k - 1][:, None, :], slice(k, k + 1), self.log_step)
+
+    @torch.no_grad()
+    def predict(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.cache:
+            h, past, new_past = self._input(k), self.past, []
+            for i, layer in enumerate(self.model.decoder):
+                p = past[i] if past is not None else None
+                h, (kk, vv) = layer(h, self.memory_kv[i], None, p)
+                new_past.append((torch.cat([p[0], kk], 2), torch.cat([p[1], vv], 2)) if p is not None else (kk, vv))
+            self.past = new_past
+            h = h[:, 0]
+        else:
+            h = torch.cat([self._input(j) for j in range(k + 1)], 1)
+            mask = torch.ones(k + 1, k + 1, dtype=torch.bool).tril()
+            for i, layer in enumerate(self.model.decoder):
+                h, _ = layer(h, self.memory_kv[i], mask)
+            h = h[:, -1]
+        return self.model._params(h, self.anchor[:, k])
+
+    def push(self, k: int, y_hat: torch.Tensor) -> None:
+        """Feeds the decoded values of token k (B, C)."""
+        assert len(self.values) == k, "tokens must be pushed in order"
+        self.values.append(y_hat)

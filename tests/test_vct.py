@@ -1,0 +1,378 @@
+"""VCT: the block tokens, the masked one-pass forward against cached token-by-token decoding,
+causality, the video container, symbol-exact round trips, seeking, damage and salvage, training."""
+
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+from codec.models.vct import VCT, VCTConfig, StepDecoder, blocks_of, unblock, windows_of
+
+
+def tiny(seed: int = 0, channels: int = 6) -> VCT:
+    torch.manual_seed(seed)
+    model = VCT(VCTConfig(channels=channels, width=16, heads=2, enc_layers=1, dec_layers=2)).double().eval()
+    with torch.no_grad():  # the head starts at zero; give it weights so parameters depend on the inputs
+        model.head.weight.normal_(0, 0.3)
+    return model
+
+
+def _inputs(model: VCT, n: int = 2, h: int = 8, w: int = 12, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    c = model.config.channels
+    frames = [torch.randn(n, c, h, w, generator=g, dtype=torch.float64) * 3 for _ in range(3)]
+    cur = blocks_of(frames[2], model.config.block)
+    w1, w2 = windows_of(frames[1], model.config), windows_of(frames[0], model.config)
+    ls = torch.linspace(-1, 2, cur.shape[0], dtype=torch.float64)
+    return cur, w1, w2, ls
+
+
+def _decode_tokens(model, cur, w1, w2, ls, cache=True):
+    dec = StepDecoder(model, model.encode_previous(w1, ls), model.encode_previous(w2, ls), w1, ls, cache=cache)
+    means, scales = [], []
+    for k in range(model.config.tokens):
+        m, s = dec.predict(k)
+        means.append(m)
+        scales.append(s)
+        dec.push(k, cur[:, k])
+    return torch.stack(means, 1), torch.stack(scales, 1)
+
+
+def test_blocks_and_windows_cover_the_latent_in_a_fixed_order():
+    y = torch.arange(2 * 3 * 8 * 12, dtype=torch.float64).view(2, 3, 8, 12)
+    cfg = VCTConfig(channels=3)
+    t = blocks_of(y, 4)
+    assert t.shape == (2 * 2 * 3, 16, 3)
+    assert torch.equal(unblock(t, 2, 8, 12, 4), y)
+    assert torch.equal(t[1, 0], y[0, :, 0, 4])  # second block of the first frame starts at column 4
+    win = windows_of(y, cfg)
+    assert win.shape == (12, 64, 3)
+    assert torch.equal(win[0, 0], torch.zeros(3))  # the window reaches 2 tokens outside: zeros
+    model = VCT(cfg)
+    assert torch.equal(model.anchor(win), t)  # the window's centre is the block itself
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_token_by_token_decoding_gives_the_parameters_of_the_masked_one_pass_forward(cache):
+    model = tiny()
+    cur, w1, w2, ls = _inputs(model)
+    mean, scale = model(cur, w1, w2, ls)
+    m2, s2 = _decode_tokens(model, cur, w1, w2, ls, cache)
+    torch.testing.assert_close(m2, mean, rtol=0, atol=1e-10)
+    torch.testing.assert_close(s2, scale, rtol=0, atol=1e-10)
+
+
+def test_the_consistency_check_fails_without_the_mask():
+    model = tiny()
+    cur, w1, w2, ls = _inputs(model)
+    mean, _ = model(cur, w1, w2, ls, causal=False)
+    m2, _ = _decode_tokens(model, cur, w1, w2, ls)
+    assert (m2 - mean).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_a_token_never_sees_itself_or_later_tokens(causal):
+    model = tiny(3)
+    cur, w1, w2, ls = _inputs(model, seed=4)
+    mean, scale = model(cur, w1, w2, ls, causal=causal)
+    k = 7
+    changed = cur.clone()
+    changed[:, k] += 5.0
+    mean2, scale2 = model(changed, w1, w2, ls, causal=causal)
+    moved = ((mean2 - mean).abs() + (scale2 - scale).abs()).amax((0, 2)) > 1e-12  # (16,) per token position
+    if causal:
+        assert not moved[: k + 1].any() and moved[k + 1 :].all()
+    else:
+        assert moved[: k + 1].any()  # without the mask the model sees the future: the test above would fail
+
+
+def test_an_untrained_model_predicts_the_previous_latent():
+    model = VCT(VCTConfig(channels=4, width=16, heads=2, enc_layers=1, dec_layers=1)).double()
+    cur, w1, w2, ls = _inputs(model)
+    mean, _ = model(cur, w1, w2, ls)
+    assert torch.equal(mean, model.anchor(w1))
+
+
+# --- the codec ---------------------------------------------------------------------------------
+
+from codec.models.hyperprior import HyperpriorConfig, MeanScaleHyperprior  # noqa: E402
+from codec.weights import from_module, vct_from_modules  # noqa: E402
+
+
+def tiny_codec(seed: int = 0):
+    torch.manual_seed(seed)
+    ae = MeanScaleHyperprior(HyperpriorConfig(N=8, M=12))
+    with torch.no_grad():
+        ae.g_a[-1].weight.mul_(300.0)  # latents large enough to need several symbols
+    hp = from_module(ae, "tiny-hp")
+    tf = VCT(VCTConfig(channels=12, width=16, heads=2, enc_layers=1, dec_layers=2))
+    with torch.no_grad():
+        tf.head.weight.normal_(0, 0.05)
+    return vct_from_modules(hp, tf, "tiny-vct")
+
+
+def moving_frames(n: int = 5, h: int = 72, w: int = 100, seed: int = 0) -> list[np.ndarray]:
+    base = np.random.default_rng(seed).integers(0, 256, (h + 8 * n, w + 8 * n, 3), dtype=np.uint8)
+    return [np.ascontiguousarray(base[2 * t : 2 * t + h, 3 * t : 3 * t + w]) for t in range(n)]
+
+
+def _encode(model, frames, **kw):
+    from codec.pipeline.video import compress_video
+
+    buf = io.BytesIO()
+    h, w = frames[0].shape[:2]
+    stats = compress_video(model, frames, buf, width=w, height=h, fps=Fraction(30000, 1001), keep_latents=True, **kw)
+    return buf.getvalue(), stats
+
+
+def _pixels(model, y_hat, h, w):
+    with torch.no_grad():
+        x = model.module.g_s(y_hat.float()[None])
+    return x[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()[:h, :w]
+
+
+@pytest.mark.parametrize("mode_decision", [False, True])
+def test_video_round_trip_decodes_exactly_what_the_encoder_coded(mode_decision):
+    from codec.pipeline.video import VideoDecoder
+
+    model = tiny_codec()
+    frames = moving_frames(6, 72, 100)
+    data, stats = _encode(model, frames, gop=4, quality=40, mode_decision=mode_decision)
+    assert stats.frames == 6 and stats.bytes == len(data)
+    if not mode_decision:
+        assert stats.modes == [0, 1, 1, 1, 0, 1]
+    dec = VideoDecoder(io.BytesIO(data), model)
+    assert dec.video.fps == Fraction(30000, 1001) and dec.video.gop == 4
+    out = list(dec.frames())
+    assert [n for n, _ in out] == list(range(6))
+    for (n, pixels), y_hat in zip(out, stats.latents):
+        np.testing.assert_array_equal(pixels, _pixels(model, y_hat, 72, 100))  # same latents, bit for bit
+    assert max(float(y.abs().max()) for y in stats.latents) > 2  # more than zeros were coded
+
+
+def test_mode_decision_never_costs_more_than_the_intra_coding():
+    model = tiny_codec()
+    frames = moving_frames(4)
+    with_decision, s1 = _encode(model, frames, gop=8, mode_decision=True)
+    all_intra, s2 = _encode(model, frames, gop=1)
+    assert s2.modes == [0, 0, 0, 0]
+    assert len(with_decision) <= len(all_intra)
+
+
+def test_seeking_decodes_the_same_pixels_as_decoding_from_the_start():
+    from codec.pipeline.video import VideoDecoder
+
+    model = tiny_codec()
+    data, _ = _encode(model, moving_frames(7), gop=3, mode_decision=False)
+    full = dict(VideoDecoder(io.BytesIO(data), model).frames())
+    part = list(VideoDecoder(io.BytesIO(data), model).frames(4, 6))
+    assert [n for n, _ in part] == [4, 5]
+    for n, pixels in part:
+        np.testing.assert_array_equal(pixels, full[n])
+
+
+def test_a_truncated_video_names_the_damaged_frame_and_salvage_keeps_what_precedes_it():
+    from codec.container.video import VideoReader
+    from codec.errors import FormatError
+    from codec.pipeline.video import VideoDecoder
+
+    model = tiny_codec()
+    data, _ = _encode(model, moving_frames(5), gop=8, mode_decision=False)
+    frames = list(VideoReader(io.BytesIO(data)).frames())
+    cut = frames[3].offset + 20  # inside frame 3
+    with pytest.raises(FormatError, match="frame 3"):
+        list(VideoDecoder(io.BytesIO(data[:cut]), model).frames())
+    dec = VideoDecoder(io.BytesIO(data[:cut]), model)
+    got = list(dec.frames(salvage=True))
+    assert [n for n, _ in got] == [0, 1, 2] and "frame 3" in dec.damage
+    full = dict(VideoDecoder(io.BytesIO(data), model).frames())
+    for n, pixels in got:
+        np.testing.assert_array_equal(pixels, full[n])
+
+
+def test_a_flipped_byte_in_a_frame_is_detected_and_named():
+    from codec.container.video import VideoReader
+    from codec.errors import FormatError
+    from codec.pipeline.video import VideoDecoder
+
+    model = tiny_codec()
+    data, _ = _encode(model, moving_frames(4), gop=8, mode_decision=False)
+    f2 = list(VideoReader(io.BytesIO(data)).frames())[2]
+    bad = bytearray(data)
+    bad[f2.offset + 30] ^= 0x10
+    with pytest.raises(FormatError, match="frame 2"):
+        list(VideoDecoder(io.BytesIO(bytes(bad)), model).frames())
+
+
+def test_an_image_reader_refuses_a_video_file_and_old_readers_are_told_to_upgrade():
+    from codec.container import read_container
+    from codec.container.format import unpack_preamble
+    from codec.errors import UnsupportedError
+
+    data, _ = _encode(tiny_codec(), moving_frames(2), gop=8)
+    assert unpack_preamble(data[:16]) == (2, 2)  # version-1 readers refuse: "needs a reader of version 2"
+    with pytest.raises(UnsupportedError, match="video"):
+        read_container(data)
+
+
+def test_frame_index_points_at_every_gop_start():
+    from codec.container.video import INTRA, VideoReader
+
+    data, _ = _encode(tiny_codec(), moving_frames(7), gop=3, mode_decision=False)
+    r = VideoReader(io.BytesIO(data))
+    index = r.index()
+    frames = list(r.frames())
+    assert index.frames == 7 and [g[0] for g in index.gops] == [0, 3, 6]
+    by_offset = {f.offset: f for f in frames}
+    for first, offset in index.gops:
+        assert by_offset[offset].number == first and by_offset[offset].mode == INTRA
+
+
+def test_frame_count_over_the_limit_is_refused_before_decoding():
+    from codec.container import Limits
+    from codec.container.video import VideoReader
+    from codec.errors import LimitError
+
+    data, _ = _encode(tiny_codec(), moving_frames(4), gop=8)
+    with pytest.raises(LimitError, match="--max-frames"):
+        VideoReader(io.BytesIO(data), Limits(max_frames=2)).index()
+
+
+def test_incremental_gaussian_stream_matches_the_one_shot_stream_for_one_batch():
+    from codec import coder
+
+    table = np.exp(np.linspace(np.log(0.11), np.log(256), 64))
+    rng = np.random.default_rng(0)
+    sym = rng.integers(-400, 400, 50).astype(np.int32)
+    idx = rng.integers(0, 64, 50)
+    enc = coder.GaussianEncoder(table)
+    enc.encode(sym, idx)
+    data = enc.finish()
+    assert data == coder.encode_gaussian(sym, idx, table)
+    batches = [(rng.integers(-300, 300, 9).astype(np.int32), rng.integers(0, 64, 9)) for _ in range(4)]
+    enc = coder.GaussianEncoder(table)
+    for s, i in batches:
+        enc.encode(s, i)
+    dec = coder.GaussianDecoder(enc.finish(), table)
+    for s, i in batches:
+        np.testing.assert_array_equal(dec.decode(i), s)
+    dec.finish()
+
+
+# --- training and the command line -------------------------------------------------------------
+
+
+def _video_data(root, frames=12, size=(128, 192)):
+    import av
+    from PIL import Image
+
+    (root / "video").mkdir(parents=True)
+    (root / "train").mkdir()
+    rng = np.random.default_rng(0)
+    clip = moving_frames(frames, *size)
+    with av.open(str(root / "video" / "clip.mp4"), "w") as box:
+        s = box.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = size[1], size[0], "yuv420p"
+        s.options = {"crf": "10"}
+        for f in clip:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                box.mux(p)
+        for p in s.encode():
+            box.mux(p)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (160, 200, 3), dtype=np.uint8)).save(root / "train" / f"p{i}.png")
+    return clip
+
+
+def test_video_training_resumes_exports_and_the_cli_codes_a_clip(tmp_path, monkeypatch):
+    import csv
+
+    from cli.app import main
+    from codec.train.export import export_module
+    from codec.zoo import read_manifest
+
+    wdir = tmp_path / "weights"
+    monkeypatch.setenv("CODEC_WEIGHTS", str(wdir))
+    torch.manual_seed(0)
+    ae = MeanScaleHyperprior(HyperpriorConfig(N=8, M=12))
+    with torch.no_grad():
+        ae.g_a[-1].weight.mul_(300.0)
+    export_module(ae, "tiny-hp", folder=wdir)
+    clip = _video_data(tmp_path / "data")
+    run = tmp_path / "run"
+    args = ["train", "video", "--ae", "tiny-hp", "--data", str(tmp_path / "data"), "--run-dir", str(run),
+            "--config", "tiny", "--crop", "64", "--video-samples", "4", "--photo-samples", "4", "--val-samples", "2",
+            "--eval-frames", "2", "--batch", "2", "--val-every", "2", "--threads", "1"]
+    assert main([*args, "--max-steps", "2"]) == 0
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 2
+    assert main([*args, "--max-steps", "4"]) == 0  # resumes
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 4
+    assert any(r["val_bpp_0"] for r in csv.DictReader(open(run / "log.csv")))
+    assert main(["train", "video-export", "--checkpoint", str(run / "checkpoint.pt"), "--model-id", "tiny-vct"]) == 0
+    manifest = read_manifest(wdir)
+    assert manifest["default_video"] == "tiny-vct" and manifest["default"] == "tiny-hp"
+
+    src = tmp_path / "data" / "video" / "clip.mp4"
+    out = tmp_path / "clip.bin"
+    assert main(["encode", str(src), "-o", str(out), "--gop", "4", "--quality", "50", "--frames", "1:9"]) == 0
+    assert main(["encode", str(src), "-o", str(out)]) == 2  # exists, kept
+    assert main(["info", str(out), "--json"]) == 0
+    mkv = tmp_path / "clip.mkv"
+    assert main(["decode", str(out), "-o", str(mkv)]) == 0
+    from codec.videoio import open_video
+
+    with open_video(mkv) as r:
+        decoded = list(r)
+    assert len(decoded) == 8 and decoded[0].shape == clip[0].shape
+    part = tmp_path / "part.mkv"
+    assert main(["decode", str(out), "-o", str(part), "--frames", "5:7"]) == 0
+    with open_video(part) as r:
+        seeked = list(r)
+    for a, b in zip(seeked, decoded[5:7]):
+        np.testing.assert_array_equal(a, b)
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes(out.read_bytes()[:-200])
+    assert main(["decode", str(cut), "-o", str(tmp_path / "cut.mkv")]) == 3
+    assert not (tmp_path / "cut.mkv").exists()
+    assert main(["decode", str(cut), "-o", str(tmp_path / "cut.mkv"), "--salvage"]) == 0
+    with open_video(tmp_path / "cut.mkv") as r:
+        salvaged = list(r)
+    assert 0 < len(salvaged) < 8
+    for a, b in zip(salvaged, decoded):
+        np.testing.assert_array_equal(a, b)
+
+    res = tmp_path / "eval"
+    assert main(["eval", "--video", str(src), "--frames", "4", "--gop", "4", "-c", "ours@20,50,80",
+                 "-c", "ours-intra@20,50,80", "-o", str(res), "--json"]) == 0
+    import json
+
+    results = json.loads((res / "results.json").read_text())
+    assert set(results["codecs"]) == {"ours", "ours-intra"} and (res / "rd.png").exists()
+    assert "ours" in results["bd"]["ours-intra"]["psnr-rgb"]
+
+
+def test_one_training_step_changes_the_weights_and_steps_lower_the_loss():
+    from codec.train.video import rate_loss
+
+    torch.manual_seed(0)
+    tf = VCT(VCTConfig(channels=6, width=16, heads=2, enc_layers=1, dec_layers=1))
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(4, 1, 6, 8, 8, generator=g) * 4
+    seq = torch.cat([base, base + 0.3 * torch.randn(4, 1, 6, 8, 8, generator=g),
+                     base + 0.6 * torch.randn(4, 1, 6, 8, 8, generator=g)], 1)
+    ls = torch.zeros(4)
+    opt = torch.optim.Adam(tf.parameters(), lr=3e-3)
+    before = [p.detach().clone() for p in tf.parameters()]
+    losses = []
+    for _ in range(30):
+        loss = rate_loss(tf, seq, ls, torch.Generator().manual_seed(1)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert any(not torch.equal(a, b) for a, b in zip(before, tf.parameters()))
+    assert losses[-1] < 0.95 * losses[0]
