@@ -44,6 +44,10 @@ def encode(
             raise UsageError("choose one of --quality, --step")
         from cli.video import encode_video, parse_fps, parse_window
 
+        from pathlib import Path
+
+        if output is None and not Path(inputs[0]).exists():  # a glob or %05d pattern names no file
+            raise UsageError(f"{inputs[0]} is a frame pattern: name the bitstream with -o FILE")
         window, rate = parse_window(frames), parse_fps(fps)
         out, outputs = prepare(inputs, output, ".bin", json_out=json_out, force=force, threads=threads, what="bitstream")
         if outputs[0] == STDIO:

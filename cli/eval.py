@@ -31,10 +31,11 @@ def eval_(
     frames: int = typer.Option(32, "--frames", min=1, help="Video: frames per clip (a fixed window)."),
     start: int = typer.Option(0, "--start", min=0, help="Video: first frame of the window."),
     gop: int = typer.Option(32, "--gop", min=1, help="Video: intra period of every codec (keyint for x264/x265)."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Video: folder of measured rows to reuse (same frames, codec, quality, GOP)."),
 ) -> None:
     """Rate-distortion evaluation against the classical codecs (whole-file bpp, PSNR, MS-SSIM, BD-rate)."""
     if video:
-        return _eval_video(source, codecs, anchor, output, limit, frames, start, gop, json_out)
+        return _eval_video(source, codecs, anchor, output, limit, frames, start, gop, json_out, cache)
     from codec.eval import published as pub
     from codec.eval.codecs import make_codec
     from codec.eval.report import build_results, check as run_check, write
@@ -119,7 +120,7 @@ VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".y4m", ".m4v")
 
 
 def _eval_video(source: str, codecs, anchor, output: Path, limit, frames: int, start: int, gop: int,
-                json_out: bool) -> None:
+                json_out: bool, cache: Path | None = None) -> None:
     """Video RD sweep: every codec on a fixed window of every clip (bpp over all frames, PSNR-RGB
     averaged over frames), BD-rates per clip averaged over clips, table and plot."""
     import glob
@@ -139,13 +140,14 @@ def _eval_video(source: str, codecs, anchor, output: Path, limit, frames: int, s
     clips = clips[:limit] if limit else clips
     built = [make_video_codec(spec) for spec in (list(codecs) if codecs else VIDEO_CODECS)]
     names = [c.name for c in built]
-    anchors = [anchor] if anchor else [n for n in ("x265", "ours-intra") if n in names][:2] or names[:1]
+    defaults = [n for n in names if n == "x265"] + [n for n in names if n.split(":")[0] == "ours-intra"][:1]
+    anchors = [anchor] if anchor else defaults or names[:1]
     for a in anchors:
         if a not in names:
             raise UsageError(f"anchor {a!r} is not an evaluated codec ({', '.join(names)})")
     loaded = [load_clip(p, start, frames) for p in clips]
     out.say(f"{len(loaded)} clips x {frames} frames, gop {gop}: {', '.join(names)}")
-    rows = evaluate_clips(loaded, built, gop, log=None if json_out else out.say)
+    rows = evaluate_clips(loaded, built, gop, log=None if json_out else out.say, cache=cache)
     command = "codec eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else "codec eval --video"
     results = video_results(rows, built, anchors, loaded, command)
     paths = write_video_results(results, output)

@@ -18,8 +18,8 @@ def models(json_out: bool = typer.Option(False, "--json", help="Print one JSON o
     for e in list_models():
         kodak = e.info.get("metrics", {}).get("kodak", {})
         rows.append({
-            "model_id": e.model_id, "default": e.model_id in (manifest.get("default"), manifest.get("default_video")),
-            "family": e.family,
+            "model_id": e.model_id, "default": e.model_id == manifest.get("default"),
+            "default_video": e.model_id == manifest.get("default_video"), "family": e.family,
             "bytes": e.size, "sha256": e.sha256, "config": e.config,
             "kodak": {k: kodak.get(k) for k in ("bpp", "psnr_rgb", "ms_ssim_rgb", "jpeg_psnr_same_size", "encode_s", "decode_s")},
         })
@@ -34,7 +34,7 @@ def models(json_out: bool = typer.Option(False, "--json", help="Print one JSON o
     for r in rows:
         k = r["kodak"]
         table.add_row(
-            r["model_id"] + (f" ({'video ' if r['family'] == 'vct' else ''}default)" if r["default"] else ""), f"{r['bytes'] / 1e6:.1f} MB", r["sha256"][:12],
+            r["model_id"] + (" (default)" if r["default"] else " (video default)" if r["default_video"] else ""), f"{r['bytes'] / 1e6:.1f} MB", r["sha256"][:12],
             f(k["bpp"], ".3f"), f(k["psnr_rgb"], ".2f"), f(k["ms_ssim_rgb"], ".4f"), f(k["jpeg_psnr_same_size"], ".2f"),
             f(k["encode_s"], ".2f"), f(k["decode_s"], ".2f"),
         )

@@ -567,6 +567,8 @@ def test_models_json_lists_ids_hashes_and_one_default():
     assert obj["default"] == DEFAULT_MODEL
     assert sorted(m["model_id"] for m in obj["models"]) == SHIPPED_MODELS
     assert [m["model_id"] for m in obj["models"] if m["default"]] == [DEFAULT_MODEL]
+    assert [m["model_id"] for m in obj["models"] if m["default_video"]] == [obj["default_video"]]
+    assert all(m["family"] == "vct" for m in obj["models"] if m["default_video"])
     for m in obj["models"]:
         assert m["sha256"] == MANIFEST["models"][m["model_id"]]["sha256"]
         assert m["bytes"] > 0

@@ -13,26 +13,32 @@ import torch
 from codec.models.vct import VCT, VCTConfig, StepDecoder, blocks_of, unblock, windows_of
 
 
-def tiny(seed: int = 0, channels: int = 6) -> VCT:
+def tiny(seed: int = 0, channels: int = 6, side: bool = True) -> VCT:
     torch.manual_seed(seed)
-    model = VCT(VCTConfig(channels=channels, width=16, heads=2, enc_layers=1, dec_layers=2)).double().eval()
+    model = VCT(VCTConfig(channels=channels, width=16, heads=2, enc_layers=1, dec_layers=2, side=side)).double().eval()
     with torch.no_grad():  # the head starts at zero; give it weights so parameters depend on the inputs
         model.head.weight.normal_(0, 0.3)
     return model
 
 
 def _inputs(model: VCT, n: int = 2, h: int = 8, w: int = 12, seed: int = 0):
+    """cur, w1, w2, ls, side: a batch of blocks with their previous-frame windows and, for models with
+    side information, hyperprior (mean, scale) tokens."""
     g = torch.Generator().manual_seed(seed)
     c = model.config.channels
     frames = [torch.randn(n, c, h, w, generator=g, dtype=torch.float64) * 3 for _ in range(3)]
     cur = blocks_of(frames[2], model.config.block)
     w1, w2 = windows_of(frames[1], model.config), windows_of(frames[0], model.config)
     ls = torch.linspace(-1, 2, cur.shape[0], dtype=torch.float64)
-    return cur, w1, w2, ls
+    side = None
+    if model.config.side:
+        side = (cur + torch.randn(cur.shape, generator=g, dtype=torch.float64),
+                torch.rand(cur.shape, generator=g, dtype=torch.float64) * 4 + 0.2)
+    return cur, w1, w2, ls, side
 
 
-def _decode_tokens(model, cur, w1, w2, ls, cache=True):
-    dec = StepDecoder(model, model.encode_previous(w1, ls), model.encode_previous(w2, ls), w1, ls, cache=cache)
+def _decode_tokens(model, cur, w1, w2, ls, side=None, cache=True):
+    dec = StepDecoder(model, model.encode_previous(w1, ls), model.encode_previous(w2, ls), w1, w2, ls, side, cache=cache)
     means, scales = [], []
     for k in range(model.config.tokens):
         m, s = dec.predict(k)
@@ -56,33 +62,34 @@ def test_blocks_and_windows_cover_the_latent_in_a_fixed_order():
     assert torch.equal(model.anchor(win), t)  # the window's centre is the block itself
 
 
+@pytest.mark.parametrize("side", [True, False])
 @pytest.mark.parametrize("cache", [True, False])
-def test_token_by_token_decoding_gives_the_parameters_of_the_masked_one_pass_forward(cache):
-    model = tiny()
-    cur, w1, w2, ls = _inputs(model)
-    mean, scale = model(cur, w1, w2, ls)
-    m2, s2 = _decode_tokens(model, cur, w1, w2, ls, cache)
+def test_token_by_token_decoding_gives_the_parameters_of_the_masked_one_pass_forward(cache, side):
+    model = tiny(side=side)
+    cur, w1, w2, ls, sd = _inputs(model)
+    mean, scale = model(cur, w1, w2, ls, sd)
+    m2, s2 = _decode_tokens(model, cur, w1, w2, ls, sd, cache)
     torch.testing.assert_close(m2, mean, rtol=0, atol=1e-10)
     torch.testing.assert_close(s2, scale, rtol=0, atol=1e-10)
 
 
 def test_the_consistency_check_fails_without_the_mask():
     model = tiny()
-    cur, w1, w2, ls = _inputs(model)
-    mean, _ = model(cur, w1, w2, ls, causal=False)
-    m2, _ = _decode_tokens(model, cur, w1, w2, ls)
+    cur, w1, w2, ls, sd = _inputs(model)
+    mean, _ = model(cur, w1, w2, ls, sd, causal=False)
+    m2, _ = _decode_tokens(model, cur, w1, w2, ls, sd)
     assert (m2 - mean).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("causal", [True, False])
 def test_a_token_never_sees_itself_or_later_tokens(causal):
     model = tiny(3)
-    cur, w1, w2, ls = _inputs(model, seed=4)
-    mean, scale = model(cur, w1, w2, ls, causal=causal)
+    cur, w1, w2, ls, sd = _inputs(model, seed=4)
+    mean, scale = model(cur, w1, w2, ls, sd, causal=causal)
     k = 7
     changed = cur.clone()
     changed[:, k] += 5.0
-    mean2, scale2 = model(changed, w1, w2, ls, causal=causal)
+    mean2, scale2 = model(changed, w1, w2, ls, sd, causal=causal)
     moved = ((mean2 - mean).abs() + (scale2 - scale).abs()).amax((0, 2)) > 1e-12  # (16,) per token position
     if causal:
         assert not moved[: k + 1].any() and moved[k + 1 :].all()
@@ -90,11 +97,17 @@ def test_a_token_never_sees_itself_or_later_tokens(causal):
         assert moved[: k + 1].any()  # without the mask the model sees the future: the test above would fail
 
 
-def test_an_untrained_model_predicts_the_previous_latent():
-    model = VCT(VCTConfig(channels=4, width=16, heads=2, enc_layers=1, dec_layers=1)).double()
-    cur, w1, w2, ls = _inputs(model)
+def test_an_untrained_model_predicts_the_previous_latent_or_the_image_models_guess():
+    model = VCT(VCTConfig(channels=4, width=16, heads=2, enc_layers=1, dec_layers=1, side=False, colocated=False)).double()
+    cur, w1, w2, ls, _ = _inputs(model)
     mean, _ = model(cur, w1, w2, ls)
     assert torch.equal(mean, model.anchor(w1))
+    model = VCT(VCTConfig(channels=4, width=16, heads=2, enc_layers=1, dec_layers=1, side=True)).double()
+    cur, w1, w2, ls, (mean_hp, scale_hp) = _inputs(model)
+    mean, scale = model(cur, w1, w2, ls, (mean_hp, scale_hp))
+    gate = torch.sigmoid(torch.tensor(-4.0, dtype=torch.float64))
+    torch.testing.assert_close(mean, mean_hp + gate * (model.anchor(w1) - mean_hp))  # nearly the image model's
+    torch.testing.assert_close(scale, scale_hp.clamp_min(0.11))
 
 
 # --- the codec ---------------------------------------------------------------------------------
@@ -103,13 +116,13 @@ from codec.models.hyperprior import HyperpriorConfig, MeanScaleHyperprior  # noq
 from codec.weights import from_module, vct_from_modules  # noqa: E402
 
 
-def tiny_codec(seed: int = 0):
+def tiny_codec(seed: int = 0, side: bool = True):
     torch.manual_seed(seed)
     ae = MeanScaleHyperprior(HyperpriorConfig(N=8, M=12))
     with torch.no_grad():
         ae.g_a[-1].weight.mul_(300.0)  # latents large enough to need several symbols
     hp = from_module(ae, "tiny-hp")
-    tf = VCT(VCTConfig(channels=12, width=16, heads=2, enc_layers=1, dec_layers=2))
+    tf = VCT(VCTConfig(channels=12, width=16, heads=2, enc_layers=1, dec_layers=2, side=side))
     with torch.no_grad():
         tf.head.weight.normal_(0, 0.05)
     return vct_from_modules(hp, tf, "tiny-vct")
@@ -135,11 +148,12 @@ def _pixels(model, y_hat, h, w):
     return x[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()[:h, :w]
 
 
+@pytest.mark.parametrize("side", [True, False])
 @pytest.mark.parametrize("mode_decision", [False, True])
-def test_video_round_trip_decodes_exactly_what_the_encoder_coded(mode_decision):
+def test_video_round_trip_decodes_exactly_what_the_encoder_coded(mode_decision, side):
     from codec.pipeline.video import VideoDecoder
 
-    model = tiny_codec()
+    model = tiny_codec(side=side)
     frames = moving_frames(6, 72, 100)
     data, stats = _encode(model, frames, gop=4, quality=40, mode_decision=mode_decision)
     assert stats.frames == 6 and stats.bytes == len(data)
@@ -364,15 +378,35 @@ def test_one_training_step_changes_the_weights_and_steps_lower_the_loss():
     base = torch.randn(4, 1, 6, 8, 8, generator=g) * 4
     seq = torch.cat([base, base + 0.3 * torch.randn(4, 1, 6, 8, 8, generator=g),
                      base + 0.6 * torch.randn(4, 1, 6, 8, 8, generator=g)], 1)
+    side = torch.stack([seq[:, 2] + torch.randn(4, 6, 8, 8, generator=g), torch.ones(4, 6, 8, 8) * 2], 1)
     ls = torch.zeros(4)
     opt = torch.optim.Adam(tf.parameters(), lr=3e-3)
     before = [p.detach().clone() for p in tf.parameters()]
     losses = []
     for _ in range(30):
-        loss = rate_loss(tf, seq, ls, torch.Generator().manual_seed(1)).mean()
+        loss = rate_loss(tf, seq, ls, side).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
     assert any(not torch.equal(a, b) for a, b in zip(before, tf.parameters()))
     assert losses[-1] < 0.95 * losses[0]
+
+
+def test_video_codes_identically_with_one_or_two_threads():
+    from codec.pipeline.video import VideoDecoder
+
+    model = tiny_codec()
+    frames = moving_frames(4, 72, 100)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        data1, stats = _encode(model, frames, gop=8, mode_decision=False)
+        torch.set_num_threads(2)
+        data2, _ = _encode(model, frames, gop=8, mode_decision=False)
+        decoded = [p for _, p in VideoDecoder(io.BytesIO(data1), model).frames()]
+    finally:
+        torch.set_num_threads(threads)
+    assert data1 == data2
+    for pixels, y_hat in zip(decoded, stats.latents):
+        np.testing.assert_array_equal(pixels, _pixels(model, y_hat, 72, 100))

@@ -151,6 +151,7 @@ class VideoCodec:
     qualities: tuple
     run: Callable[[list, object, int], VideoResult] = field(repr=False, compare=False)
     classical: bool = True
+    cache_identity: dict | None = None  # what its output depends on, for `evaluate_clips(cache=...)`
 
     def describe(self) -> dict:
         return describe(self)
@@ -409,13 +410,29 @@ ROW_KEYS = ("clip", "codec", "quality", "bpp", "psnr-rgb", "bytes", "frames", "w
             "encode_fps", "decode_fps")
 
 
+def _cache_key(clip: Clip, codec, quality, gop: int) -> str:
+    """What a row depends on: the clip's frames, the codec's identity (its `cache_identity` when it
+    has one, else name, version and settings), the quality and the GOP length."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in clip.frames:
+        h.update(np.ascontiguousarray(f).tobytes())
+    ident = getattr(codec, "cache_identity", None) or {"name": codec.name, "version": codec.version,
+                                                         "settings": codec.settings}
+    h.update(json.dumps([ident, str(quality), gop], sort_keys=True, default=str).encode())
+    return h.hexdigest()[:24]
+
+
 def evaluate_clips(clips: Sequence[Clip], codecs: Sequence, gop: int,
-                   log: Callable[[str], None] | None = print) -> list[dict]:
+                   log: Callable[[str], None] | None = print, cache: Path | None = None) -> list[dict]:
     """Every codec at every quality on every clip: one row per (clip, codec, quality).
 
     Rows have the keys of `ROW_KEYS` plus "gop", "encode_seconds", "decode_seconds" and
     "psnr-frames" (per-frame PSNR). bpp is recomputed here from the codec's byte count and the clip's
-    size, and must agree with the codec's own figure.
+    size, and must agree with the codec's own figure. With `cache` (a folder), a row already measured
+    for the same frames, codec identity, quality and GOP is read back instead of run again (its
+    timings are those of the run that measured it; rows say "cached": true).
     """
     names = [c.name for c in clips]
     if len(set(names)) != len(names):
@@ -426,6 +443,13 @@ def evaluate_clips(clips: Sequence[Clip], codecs: Sequence, gop: int,
         n = len(clip.frames)
         for codec in codecs:
             for q in codec.qualities:
+                path = Path(cache) / f"{_cache_key(clip, codec, q, gop)}.json" if cache is not None else None
+                if path is not None and path.exists():
+                    row = json.loads(path.read_text())
+                    rows.append({**row, "clip": clip.name, "codec": codec.name, "cached": True})
+                    if log:
+                        log(f"{clip.name} {codec.name} q={q}: {row['bpp']:.4f} bpp, {row['psnr-rgb']:.2f} dB (cached)")
+                    continue
                 r = codec.run(clip.frames, q, gop)
                 if r.frames != n or len(r.psnr_frames) != n:
                     raise RuntimeError(f"{codec.name} at {q} on {clip.name}: {r.frames} frames back, expected {n}")
@@ -440,6 +464,11 @@ def evaluate_clips(clips: Sequence[Clip], codecs: Sequence, gop: int,
                     "gop": gop, "encode_seconds": r.encode_seconds, "decode_seconds": r.decode_seconds,
                     "psnr-frames": [float(p) for p in r.psnr_frames],
                 })
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = path.with_suffix(".tmp")
+                    tmp.write_text(json.dumps(rows[-1]))
+                    tmp.replace(path)
                 if log:
                     log(f"{clip.name} {codec.name} q={q}: {bpp:.4f} bpp, {r.psnr_rgb:.2f} dB, "
                         f"enc {n / max(r.encode_seconds, 1e-9):.1f} fps, dec {n / max(r.decode_seconds, 1e-9):.1f} fps")
@@ -656,10 +685,13 @@ def ours(spec: str) -> VideoCodec:
         return measure(frames, decoded, len(buf.getvalue()), t1 - t0, t2 - t1)
 
     label = f"ours, {model.model_id}" + (" all-intra (its image model on every frame)" if intra else " (VCT)")
+    # all-intra bytes and pixels depend on the image model only (and on the id written in the header)
+    identity = {"name": name, "model": model.model_id, "image_model": model.hp.sha256,
+                **({} if intra else {"vct": model.sha256})}
     settings = {"model": model.model_id, "image_model": model.hp.model_id, "gop": 1 if intra else "as run",
                 "bytes": "whole file", "threads": torch_threads()}
     return VideoCodec(name if not model_id else f"{name}:{model_id}", label, f"codec {codec_version()}", settings,
-                      qualities, run, classical=False)
+                      qualities, run, classical=False, cache_identity=identity)
 
 
 def torch_threads() -> int:

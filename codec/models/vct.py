@@ -22,9 +22,17 @@ the same parameters and that removing the mask breaks it.
 
 Deviations from the paper, stated: there is no separate joint encoder E_joint (the decoder
 cross-attends to the concatenated E_sep outputs directly, which keeps CPU decoding cheap), no latent
-residual predictor, and the mean is predicted as a correction of the previous latent at the same
-position (zero-initialised head: an untrained model starts as "copy the previous frame"). The rate
-(log2 of the quantisation step) is an input, so one model serves every quality.
+residual predictor, and the rate (log2 of the quantisation step) is an input, so one model serves
+every quality. The output is anchored:
+  - `side=False` (the paper's setting): mean = y_hat[t-1] at the same position + correction, scale
+    from the head (zero-initialised: an untrained model predicts "copy the previous frame");
+  - `side=True` (default): the frame's own hyperprior side information (z coded first, as for an
+    intra frame; its mean_hp, scale_hp per token enter the token inputs) and
+        mean  = mean_hp + sigmoid(g) * (y_hat[t-1] - mean_hp) + correction
+        scale = scale_hp * exp(s)
+    with g, correction, s from the head (zero-initialised, g's bias at -4): an untrained model codes
+    exactly like the image model and learns where the previous frame is the better guess. With the
+    compute this project has for training, only this form beats all-intra (README, Video).
 """
 
 from __future__ import annotations
@@ -50,6 +58,8 @@ class VCTConfig:
     block: int = 4  # w: current tokens per block side
     window: int = 8  # previous-frame window side (2w), centred on the block
     input_scale: float = 0.25  # latent values enter the embeddings multiplied by this
+    side: bool = True  # condition on the frame's hyperprior (mean, scale) and anchor the output to it
+    colocated: bool = True  # token k's query also sees y_hat[t-1] and y_hat[t-1] - y_hat[t-2] at its position
 
     @classmethod
     def preset(cls, name: str, channels: int = 192) -> "VCTConfig":
@@ -57,6 +67,8 @@ class VCTConfig:
             "tiny": dict(width=32, heads=2, enc_layers=1, dec_layers=2),
             "small": dict(width=96, heads=4, enc_layers=2, dec_layers=3),
             "base": dict(width=128, heads=4, enc_layers=2, dec_layers=4),
+            "tiny-pure": dict(width=32, heads=2, enc_layers=1, dec_layers=2, side=False, colocated=False),
+            "small-pure": dict(width=96, heads=4, enc_layers=2, dec_layers=3, side=False, colocated=False),
         }
         if name not in presets:
             raise KeyError(f"unknown VCT config {name!r}; valid: {', '.join(presets)}")
@@ -185,9 +197,15 @@ class VCT(nn.Module):
         self.encoder = nn.ModuleList(EncoderLayer(d, c.heads, c.mlp_ratio) for _ in range(c.enc_layers))
         self.decoder = nn.ModuleList(DecoderLayer(d, c.heads, c.mlp_ratio) for _ in range(c.dec_layers))
         self.ln_out = nn.LayerNorm(d)
-        self.head = nn.Linear(d, 2 * c.channels)
+        self.head = nn.Linear(d, (3 if c.side else 2) * c.channels)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+        if c.colocated:
+            self.embed_colocated = nn.Linear(2 * c.channels, d)
+        if c.side:
+            self.embed_side = nn.Linear(2 * c.channels, d)
+            with torch.no_grad():
+                self.head.bias[: c.channels] = -4.0  # the gate starts almost closed: the image model's guess
         self.log_scale0 = nn.Parameter(torch.zeros(c.channels))
 
     # rate: (B,) log2 of the quantisation step of each block's frame
@@ -209,10 +227,32 @@ class VCT(nn.Module):
     def _current_in(self, shifted: torch.Tensor, positions: slice, log_step: torch.Tensor) -> torch.Tensor:
         return self.embed_cur(shifted * self.config.input_scale) + self.block_pos[positions] + self._rate(log_step)
 
-    def _params(self, h: torch.Tensor, anchor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_scale = self.head(self.ln_out(h)).chunk(2, dim=-1)
-        scale = torch.exp((log_scale + self.log_scale0).clamp(-10.0, 10.0)).clamp_min(SCALE_MIN)
-        return anchor + mean, scale
+    def _side_in(self, side) -> torch.Tensor | float:
+        """Embedding of the tokens' own side information (mean_hp, scale_hp), each (B, n, C); 0 without."""
+        if not self.config.side:
+            return 0.0
+        mean, scale = side
+        return self.embed_side(torch.cat([mean * self.config.input_scale, torch.log(scale.clamp_min(SCALE_MIN))], -1))
+
+    def _colocated_in(self, anchor1: torch.Tensor, anchor2: torch.Tensor) -> torch.Tensor | float:
+        """Embedding of the previous two latents at the tokens' own positions, (B, n, C) each: the
+        direct cue for "static here" (0 without config.colocated)."""
+        if not self.config.colocated:
+            return 0.0
+        a = self.config.input_scale
+        return self.embed_colocated(torch.cat([anchor1 * a, (anchor1 - anchor2) * a], -1))
+
+    def _params(self, h: torch.Tensor, anchor: torch.Tensor, side=None) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.head(self.ln_out(h))
+        if not self.config.side:
+            mean, log_scale = out.chunk(2, dim=-1)
+            scale = torch.exp((log_scale + self.log_scale0).clamp(-10.0, 10.0)).clamp_min(SCALE_MIN)
+            return anchor + mean, scale
+        gate, correction, log_scale = out.chunk(3, dim=-1)
+        mean_hp, scale_hp = side
+        mean = mean_hp + torch.sigmoid(gate) * (anchor - mean_hp) + correction
+        scale = (scale_hp * torch.exp((log_scale + self.log_scale0).clamp(-10.0, 10.0))).clamp_min(SCALE_MIN)
+        return mean, scale
 
     def anchor(self, prev1_windows: torch.Tensor) -> torch.Tensor:
         """The previous latent at the block's own positions: (B, window^2, C) -> (B, w^2, C)."""
@@ -222,27 +262,31 @@ class VCT(nn.Module):
         return grid.reshape(-1, w * w, prev1_windows.shape[-1])
 
     def forward(self, current: torch.Tensor, prev1_windows: torch.Tensor, prev2_windows: torch.Tensor,
-                log_step: torch.Tensor, causal: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                log_step: torch.Tensor, side=None, causal: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced parameters of every token of every block in one pass.
 
-        current (B, w^2, C) values of the block's tokens (noisy in training); prev*_windows
-        (B, window^2, C); log_step (B,). Returns mean, scale (B, w^2, C). `causal=False` drops the
-        mask (only to show that the causality test catches it)."""
+        current (B, w^2, C) decoded values of the block's tokens; prev*_windows (B, window^2, C);
+        log_step (B,); side (config.side) the tokens' hyperprior (mean, scale), (B, w^2, C) each.
+        Returns mean, scale (B, w^2, C). `causal=False` drops the mask (only to show that the
+        causality test catches it)."""
         memory = self.memory(self.encode_previous(prev1_windows, log_step),
                              self.encode_previous(prev2_windows, log_step))
         n = self.config.tokens
         first = (self.start + self.block_pos[0] + self._rate(log_step)[:, 0])[:, None, :]  # (B, 1, d)
         h = torch.cat([first, self._current_in(current[:, :-1], slice(1, n), log_step)], 1)  # (B, w^2, d)
+        anchor1, anchor2 = self.anchor(prev1_windows), self.anchor(prev2_windows)
+        # token k's own side information and co-located context sit at its query position k
+        h = h + self._side_in(side) + self._colocated_in(anchor1, anchor2)
         mask = torch.ones(n, n, dtype=torch.bool, device=h.device).tril() if causal else None
         for layer in self.decoder:
             h, _ = layer(h, layer.memory_kv(memory), mask)
-        return self._params(h, self.anchor(prev1_windows))
+        return self._params(h, anchor1, side)
 
 
 class StepDecoder:
     """Token-by-token parameters of all blocks of a frame, with cached keys and values.
 
-        dec = StepDecoder(model, enc1, enc2, prev1_windows, log_step)
+        dec = StepDecoder(model, enc1, enc2, prev1_windows, prev2_windows, log_step, side)
         for k in range(w * w):
             mean, scale = dec.predict(k)     # (B, C) for token k of every block
             ... code token k ...
@@ -251,20 +295,27 @@ class StepDecoder:
     `cache=False` re-runs every earlier token at each step (the same function, more work)."""
 
     def __init__(self, model: VCT, enc1: torch.Tensor, enc2: torch.Tensor, prev1_windows: torch.Tensor,
-                 log_step: torch.Tensor, cache: bool = True):
-        self.model, self.log_step, self.cache = model, log_step, cache
+                 prev2_windows: torch.Tensor, log_step: torch.Tensor, side=None, cache: bool = True):
+        self.model, self.log_step, self.cache, self.side = model, log_step, cache, side
         memory = model.memory(enc1, enc2)
         self.memory_kv = [layer.memory_kv(memory) for layer in model.decoder]
         self.anchor = model.anchor(prev1_windows)  # (B, w^2, C)
+        self.colocated = model._colocated_in(self.anchor, model.anchor(prev2_windows))  # (B, w^2, d) or 0
         self.past: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self.values: list[torch.Tensor] = []
         self.pending: torch.Tensor | None = None  # input row of the next token
 
+    def _side(self, k: int):
+        return None if self.side is None else (self.side[0][:, k : k + 1], self.side[1][:, k : k + 1])
+
     def _input(self, k: int) -> torch.Tensor:
         m = self.model
         if k == 0:
-            return (m.start + m.block_pos[0] + m._rate(self.log_step)[:, 0])[:, None, :]
-        return m._current_in(self.values[k - 1][:, None, :], slice(k, k + 1), self.log_step)
+            h = (m.start + m.block_pos[0] + m._rate(self.log_step)[:, 0])[:, None, :]
+        else:
+            h = m._current_in(self.values[k - 1][:, None, :], slice(k, k + 1), self.log_step)
+        colocated = self.colocated[:, k : k + 1] if torch.is_tensor(self.colocated) else 0.0
+        return h + m._side_in(self._side(k)) + colocated
 
     @torch.no_grad()
     def predict(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -282,7 +333,8 @@ class StepDecoder:
             for i, layer in enumerate(self.model.decoder):
                 h, _ = layer(h, self.memory_kv[i], mask)
             h = h[:, -1]
-        return self.model._params(h, self.anchor[:, k])
+        side = self._side(k)
+        return self.model._params(h, self.anchor[:, k], None if side is None else (side[0][:, 0], side[1][:, 0]))
 
     def push(self, k: int, y_hat: torch.Tensor) -> None:
         """Feeds the decoded values of token k (B, C)."""

@@ -2,7 +2,8 @@
 
     encode, frame t:  pixels -pad-> x -g_a-> y_t
         keyframe (t % gop == 0):  intra, exactly the image pipeline (ZSTR + YSTR streams)
-        otherwise:  inter: VCT(y_hat[t-1], y_hat[t-2]) -> for token k = 0..15 of every 4x4 block:
+        otherwise:  inter: [models with side information: z -> stream, h_s -> mean_hp, scale_hp]
+                    VCT(y_hat[t-1], y_hat[t-2] [, mean_hp, scale_hp]) -> for token k = 0..15 of every 4x4 block:
                         mean, scale (float64) -snap-> y_sym = round((y - mean_q) / enc_step) -> stream
                         y_hat = y_sym * dec_mult + mean_q -> pushed into the decoder's cache
                     and when the image pipeline codes the frame in fewer bytes, intra instead
@@ -87,10 +88,9 @@ class _Context:
         self.latents = []
 
 
-def _intra(model: LoadedVCT, rate: Rate, y: torch.Tensor | None, streams: tuple[bytes, ...] | None,
-           shape: tuple[int, int]) -> tuple[list[bytes], torch.Tensor]:
-    """The image pipeline's coding of one frame. Encoder: y (1, C, h, w) -> ([z, y] streams, y_hat);
-    decoder: streams -> ([], y_hat). y_hat (C, h, w) float64."""
+def _side(model: LoadedVCT, y: torch.Tensor | None, z_stream: bytes | None, shape: tuple[int, int]):
+    """The hyperprior side information of a frame. Encoder: y (1, C, h, w) -> z stream; decoder: the z
+    stream. Both: (z_stream, mean_q (1, C, h, w) float32 snapped, scale (1, C, h, w) float64)."""
     hp = model.hp
     module = hp.module
     if y is not None:
@@ -100,36 +100,46 @@ def _intra(model: LoadedVCT, rate: Rate, y: torch.Tensor | None, streams: tuple[
         z_sym = torch.round(z - med)[0].to(torch.int32).numpy()
         z_stream = coder.encode_categorical(z_sym.reshape(z_sym.shape[0], -1), hp.z_pmf.numpy(), hp.z_offsets.numpy())
     else:
-        if len(streams) != 2:
-            raise FormatError(f"corrupt intra frame: {len(streams)} streams, expected 2")
-        z_stream = streams[0]
         h, w = shape
         z_sym = coder.decode_categorical(z_stream, hp.z_pmf.numpy(), hp.z_offsets.numpy(), (h // 4) * (w // 4))
         z_sym = z_sym.reshape(module.config.N, h // 4, w // 4)
     mean_q, scale = entropy_parameters(hp, z_sym)
+    return z_stream, mean_q, scale
+
+
+def _intra(model: LoadedVCT, rate: Rate, y: torch.Tensor | bytes, side) -> tuple[bytes | None, torch.Tensor]:
+    """The image pipeline's coding of y given its side information (z_stream, mean_q, scale).
+    Encoder: y (1, C, h, w) -> (y stream, y_hat); decoder: y stream given as `y` bytes -> (None, y_hat).
+    y_hat (C, h, w) float64."""
+    hp = model.hp
+    _, mean_q, scale = side
     idx = scale_indexes(hp, scale, rate)
-    enc_step = rate.enc_step.float().view(1, -1, 1, 1)
-    if y is not None:
+    if isinstance(y, torch.Tensor):
+        enc_step = rate.enc_step.float().view(1, -1, 1, 1)
         y_sym = torch.round((y - mean_q) / enc_step)[0].to(torch.int32).numpy()
-        out = [z_stream, coder.encode_gaussian(y_sym, idx, hp.scale_table.numpy())]
+        stream = coder.encode_gaussian(y_sym, idx, hp.scale_table.numpy())
     else:
-        y_sym = coder.decode_gaussian(streams[1], idx, hp.scale_table.numpy())
-        out = []
+        y_sym = coder.decode_gaussian(y, idx, hp.scale_table.numpy())
+        stream = None
     y_hat = torch.from_numpy(y_sym.astype(np.float64))[None] * rate.dec_mult.double().view(1, -1, 1, 1) + mean_q.double()
-    return out, y_hat[0]
+    return stream, y_hat[0]
 
 
-def _inter(ctx: _Context, y: torch.Tensor | None, stream: bytes | None,
-           shape: tuple[int, int]) -> tuple[bytes | None, torch.Tensor]:
+def _inter(ctx: _Context, y: torch.Tensor | None, stream: bytes | None, shape: tuple[int, int],
+           side=None) -> tuple[bytes | None, torch.Tensor]:
     """The token loop both sides run. Encoder: y (C, h, w) -> (stream, y_hat); decoder: stream ->
-    (None, y_hat). y_hat (C, h, w) float64."""
+    (None, y_hat). y_hat (C, h, w) float64. `side`: the frame's (z_stream, mean_q, scale) for models
+    with config.side."""
     model, rate = ctx.model, ctx.rate
     tf, cfg = model.tf64, model.tf64.config
-    (prev1, windows1, enc1) = ctx.latents[-1]
-    enc2 = ctx.latents[-2][2] if len(ctx.latents) > 1 else enc1
+    _, windows1, enc1 = ctx.latents[-1]
+    _, windows2, enc2 = ctx.latents[-2] if len(ctx.latents) > 1 else ctx.latents[-1]
     h, w = shape
     ls = torch.full((windows1.shape[0],), ctx.log_step, dtype=torch.float64)
-    dec = StepDecoder(tf, enc1, enc2, windows1, ls)
+    side_tokens = None
+    if cfg.side:
+        side_tokens = (blocks_of(side[1].double(), cfg.block), blocks_of(side[2].double(), cfg.block))
+    dec = StepDecoder(tf, enc1, enc2, windows1, windows2, ls, side_tokens)
     enc_step, dec_mult = rate.enc_step.double(), rate.dec_mult.double()
     table = model.scale_table.numpy()
     cur = blocks_of(y.double()[None], cfg.block) if y is not None else None  # (B, w^2, C)
@@ -192,6 +202,7 @@ def compress_video(model: LoadedVCT, frames: Iterable[np.ndarray], fp: BinaryIO,
                     coder=coder.coder_name(), coder_version=coder.coder_version())
     writer = VideoWriter(fp, header, VideoHeader(Fraction(fps), gop), meta)
     ctx = _Context(model, rate, _log_step(rate))
+    side_inter = model.tf64.config.side
     stats = VideoStats()
     shape = (padded_h // 16, padded_w // 16)
     t0 = time.perf_counter()
@@ -203,16 +214,22 @@ def compress_video(model: LoadedVCT, frames: Iterable[np.ndarray], fp: BinaryIO,
         key = n % gop == 0
         with torch.no_grad():
             y = model.module.g_a(x)
-        intra_streams, intra_hat = _intra(model, rate, y, None, shape) if key or mode_decision else (None, None)
+        side = _side(model, y, None, shape) if key or mode_decision or side_inter else None
+        intra_streams, intra_hat = None, None
+        if key or mode_decision:
+            y_stream, intra_hat = _intra(model, rate, y, side)
+            intra_streams = [side[0], y_stream]
         mode, streams, y_hat = INTRA, intra_streams, intra_hat
         if not key:
-            stream, inter_hat = _inter(ctx, y[0], None, shape)
-            if intra_streams is None or len(stream) < sum(len(s) for s in intra_streams):
-                mode, streams, y_hat = INTER, [stream], inter_hat
+            stream, inter_hat = _inter(ctx, y[0], None, shape, side)
+            inter_streams = [side[0], stream] if side_inter else [stream]
+            if intra_streams is None or sum(map(len, inter_streams)) < sum(map(len, intra_streams)):
+                mode, streams, y_hat = INTER, inter_streams, inter_hat
         size = writer.add(mode, streams, keyframe=key)
         if key:
             ctx.clear()
-        ctx.push(y_hat)
+        if gop > 1:  # all-intra needs no temporal context
+            ctx.push(y_hat)
         stats.frames += 1
         stats.intra += mode == INTRA
         stats.frame_bytes.append(size)
@@ -259,6 +276,7 @@ class VideoDecoder:
         self.model = model
         self.rate = rate_from_field(model.hp, h.quality)
         self.damage: str | None = None
+        self.latent: torch.Tensor | None = None  # y_hat (C, h, w) float64 of the frame last yielded
 
     def frames(self, start: int = 0, stop: int | None = None, salvage: bool = False) -> Iterator[tuple[int, np.ndarray]]:
         h = self.header
@@ -286,6 +304,7 @@ class VideoDecoder:
             number = first + count
             count += 1
             if number >= start:
+                self.latent = y_hat
                 with torch.no_grad():
                     x_hat = self.model.module.g_s(y_hat.float()[None])
                 pixels = x_hat[0].clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(1, 2, 0).numpy()
@@ -303,19 +322,24 @@ class VideoDecoder:
 
     def _frame(self, ctx: _Context, frame: Frame, shape) -> torch.Tensor:
         try:
+            side_inter = self.model.tf64.config.side
+            want = 2 if frame.mode == INTRA or side_inter else 1
+            if len(frame.streams) != want:
+                raise FormatError(f"{len(frame.streams)} streams in an {'intra' if frame.mode == INTRA else 'inter'} "
+                                  f"frame, expected {want}")
+            side = _side(self.model, None, frame.streams[0], shape) if want == 2 else None
             if frame.mode == INTRA:
-                _, y_hat = _intra(self.model, self.rate, None, frame.streams, shape)
+                _, y_hat = _intra(self.model, self.rate, frame.streams[1], side)
                 if frame.number % self.video.gop == 0:
                     ctx.clear()
             else:
                 if not ctx.latents:
-                    raise FormatError(f"corrupt bitstream: frame {frame.number} is inter-coded with no frame before it")
-                if len(frame.streams) != 1:
-                    raise FormatError(f"corrupt inter frame: {len(frame.streams)} streams")
-                _, y_hat = _inter(ctx, None, frame.streams[0], shape)
+                    raise FormatError("inter-coded with no frame before it")
+                _, y_hat = _inter(ctx, None, frame.streams[-1], shape, side)
         except FormatError as exc:
             raise FormatError(f"frame {frame.number} (offset {frame.offset}) is damaged: {exc}") from None
-        ctx.push(y_hat)
+        if self.video.gop > 1:
+            ctx.push(y_hat)
         return y_hat
 
 

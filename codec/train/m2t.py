@@ -295,6 +295,10 @@ def export_m2t(checkpoint: Path, model_id: str, *, training: dict | None = None,
     from codec.train.export import write_model
     from codec.weights import serialize_m2t
 
+    if not Path(checkpoint).is_file():
+        from codec.errors import InputError
+
+        raise InputError(f"no checkpoint at {checkpoint}")
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     run_cfg = state["config"]
     ae = load_autoencoder(run_cfg["ae"])
