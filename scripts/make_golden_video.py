@@ -3,7 +3,7 @@
     python scripts/make_golden_video.py [--model ID]
 
 Codes the first 6 frames of assets/carphone.mp4 (gop 4: a keyframe, inter frames, a second GOP) with
-the shipped video model and writes tests/golden/video_carphone_6f.bin and video_golden.json (sizes,
+the shipped video model and writes tests/golden/video_carphone_6f.bin and golden_video.json (sizes,
 modes, sha256 of the bitstream, of the decoded latents and of the source frames, mean PSNR).
 tests/test_shipped_video.py checks that the bitstream still decodes to exactly those latents (and
 that PSNR) and that the source re-encodes to the same bytes.
@@ -79,7 +79,7 @@ def main() -> None:
         "source_frames_sha256": frames_sha256(frames),
         "shape": [FRAMES, h, w, 3],
     }
-    (GOLDEN / "video_golden.json").write_text(json.dumps(info, indent=2) + "\n")
+    (GOLDEN / "golden_video.json").write_text(json.dumps(info, indent=2) + "\n")
     print(json.dumps(info, indent=2))
 
 

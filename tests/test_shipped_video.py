@@ -14,7 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "golden"
-INFO = GOLDEN / "video_golden.json"
+INFO = GOLDEN / "golden_video.json"
 
 pytestmark = pytest.mark.skipif(not INFO.exists(), reason="no golden video bitstream")
 
