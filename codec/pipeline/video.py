@@ -19,7 +19,6 @@ previous latents, the decoder the two previous latents and one picture.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -38,9 +37,9 @@ from codec.errors import FormatError, ModelError, UnsupportedError
 from codec.io import crop, pad_to_multiple
 from codec.models.hyperprior import STRIDE
 from codec.models.vct import StepDecoder, blocks_of, unblock, windows_of
-from codec.pipeline.image import decode_side, entropy_parameters, scale_indexes
+from codec.pipeline.image import entropy_parameters, scale_indexes
 from codec.pipeline.rate import Rate, rate_for, rate_from_field
-from codec.weights import LoadedModel, LoadedVCT
+from codec.weights import LoadedVCT
 
 __all__ = ["VideoStats", "compress_video", "VideoDecoder", "encode_video", "decode_video", "load_video_model"]
 
