@@ -117,16 +117,16 @@ def _open_bitstream(src: str, max_bytes: int):
 
 def is_video_bitstream(src: str) -> bool:
     """Whether a file starts like a video container (HEAD kind 1); False for anything else or stdin."""
-    from codec.container.format import PREAMBLE_SIZE
+    from codec.container import KIND_PROBE_BYTES, header_kind
+    from codec.container.chunks import KIND_VIDEO
 
     if src == "-":
         return False
     try:
         with open(src, "rb") as fp:
-            head = fp.read(PREAMBLE_SIZE + 9)
+            return header_kind(fp.read(KIND_PROBE_BYTES)) == KIND_VIDEO
     except OSError:
         return False
-    return len(head) == PREAMBLE_SIZE + 9 and head[PREAMBLE_SIZE + 4 : PREAMBLE_SIZE + 8] == b"HEAD" and head[-1] == 1
 
 
 def decode_video(src: str, dst: str, *, out: Output, window: tuple[int, int | None] | None, salvage: bool,

@@ -130,3 +130,22 @@ def test_harness_writes_results_table_and_plot_and_self_bd_rate_is_zero(tmp_path
     table = paths["table"].read_text()
     assert "BD-rate vs x264" in table and "HEVC (x265 medium)" in table and "enc fps" in table
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cached_rows_are_read_back_instead_of_run_again(tmp_path):
+    from codec.eval.video import Clip, evaluate_clips, measure
+
+    clip = Clip("grad", moving_gradient(4), 25.0)
+    calls = []
+
+    def run(frames, quality, gop):
+        calls.append(quality)
+        return measure(frames, frames, 100 * (quality + 1), 0.1, 0.1)
+
+    codec = SimpleNamespace(name="dummy", label="dummy", version="1", settings={}, qualities=(1, 2), run=run)
+    first = evaluate_clips([clip], [codec], 4, log=None, cache=tmp_path)
+    second = evaluate_clips([clip], [codec], 4, log=None, cache=tmp_path)
+    assert calls == [1, 2]  # the second sweep ran nothing
+    assert [r["bytes"] for r in second] == [r["bytes"] for r in first] and all(r["cached"] for r in second)
+    evaluate_clips([clip], [codec], 8, log=None, cache=tmp_path)  # another GOP is another row
+    assert calls == [1, 2, 1, 2]

@@ -410,3 +410,13 @@ def test_video_codes_identically_with_one_or_two_threads():
     assert data1 == data2
     for pixels, y_hat in zip(decoded, stats.latents):
         np.testing.assert_array_equal(pixels, _pixels(model, y_hat, 72, 100))
+
+
+def test_header_kind_tells_video_from_image_files():
+    from codec.container import KIND_PROBE_BYTES, header_kind
+    from codec.pipeline.image import compress
+
+    video, _ = _encode(tiny_codec(), moving_frames(2), gop=8)
+    image = compress(tiny_codec().hp, moving_frames(1)[0]).data
+    assert header_kind(video[:KIND_PROBE_BYTES]) == 1 and header_kind(image[:KIND_PROBE_BYTES]) == 0
+    assert header_kind(b"\x89PNG\r\n\x1a\n" + bytes(20)) is None and header_kind(video[:10]) is None

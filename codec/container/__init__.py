@@ -71,6 +71,8 @@ __all__ = [
     "read_chunk",
     "iter_chunks",
     "is_critical",
+    "header_kind",
+    "KIND_PROBE_BYTES",
     "describe",
 ]
 
@@ -228,6 +230,21 @@ def _read(buf: memoryview, limits: Limits) -> Container:
     assert header is not None  # the END chunk cannot come first: HEAD is checked above
     return Container(writer_version=writer_version, min_reader_version=min_reader_version,
                      header=header, chunks=tuple(chunks))
+
+
+KIND_PROBE_BYTES = PREAMBLE_SIZE + 9
+"""Bytes `header_kind` needs: the preamble, the HEAD chunk's length and type, the kind byte."""
+
+
+def header_kind(head: bytes) -> int | None:
+    """The HEAD kind (0 image, 1 video) from a file's first KIND_PROBE_BYTES bytes, without any
+    check beyond the signature and the chunk type; None when they do not look like a container.
+    For choosing a reader only: the reader then checks everything."""
+    if len(head) < KIND_PROBE_BYTES or head[: len(SIGNATURE)] != SIGNATURE:
+        return None
+    if head[PREAMBLE_SIZE + 4 : PREAMBLE_SIZE + 8] != HEAD:
+        return None
+    return head[PREAMBLE_SIZE + 8]
 
 
 def describe(container: Container) -> dict[str, Any]:

@@ -146,22 +146,46 @@ def markdown(results: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def plot(results: dict, path: Path, max_bpp: float = 2.0) -> None:
+def new_plot():
+    """(fig, ax) of an RD plot (matplotlib, Agg backend)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 6), dpi=110)
+    return plt.subplots(figsize=(8, 6), dpi=110)
+
+
+def draw_curves(ax, codecs: dict) -> None:
+    """One line per codec through the monotone envelope of its (bpp, PSNR) points (ours thicker);
+    points off the envelope drawn hollow."""
     from codec.eval.bd import clean_curve
 
-    for c in results["codecs"].values():
+    for c in codecs.values():
         r = c["results"]
         lw = 2.4 if c["name"].startswith("ours") else 1.4
-        x, y, dropped = clean_curve(r["bpp"], r["psnr-rgb"])  # the line joins the monotone envelope
+        x, y, dropped = clean_curve(r["bpp"], r["psnr-rgb"])
         (line,) = ax.plot(x, y, marker="o", ms=3, lw=lw, label=c["label"])
         if dropped:
             ax.plot(r["bpp"], r["psnr-rgb"], ls="none", marker="o", ms=3, mfc="none", color=line.get_color())
+
+
+def save_plot(fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> None:
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot(results: dict, path: Path, max_bpp: float = 2.0) -> None:
+    fig, ax = new_plot()
+    draw_curves(ax, results["codecs"])
     for c in results["published"].values():
         r = c["results"]
         ax.plot(r["bpp"], r["psnr-rgb"], ls="--", lw=1.1, label=c["label"])
@@ -169,14 +193,8 @@ def plot(results: dict, path: Path, max_bpp: float = 2.0) -> None:
     ys = [v for c in results["codecs"].values() for b, v in zip(c["results"]["bpp"], c["results"]["psnr-rgb"]) if b <= max_bpp]
     if ys:
         ax.set_ylim(min(ys) - 0.5, max(ys) + 0.5)
-    ax.set_xlabel("bits per pixel (whole file)")
-    ax.set_ylabel("PSNR-RGB (dB)")
-    ax.set_title(f"Rate-distortion, {len(results['images'])} images (dashed: published, not measured here)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_plot(fig, ax, path, "bits per pixel (whole file)", "PSNR-RGB (dB)",
+              f"Rate-distortion, {len(results['images'])} images (dashed: published, not measured here)")
 
 
 def check(results: dict, baseline: dict, tolerance: float) -> list[str]:

@@ -410,18 +410,24 @@ ROW_KEYS = ("clip", "codec", "quality", "bpp", "psnr-rgb", "bytes", "frames", "w
             "encode_fps", "decode_fps")
 
 
-def _cache_key(clip: Clip, codec, quality, gop: int) -> str:
-    """What a row depends on: the clip's frames, the codec's identity (its `cache_identity` when it
-    has one, else name, version and settings), the quality and the GOP length."""
+def _frames_digest(clip: Clip) -> str:
     import hashlib
 
     h = hashlib.sha256()
     for f in clip.frames:
         h.update(np.ascontiguousarray(f).tobytes())
+    return h.hexdigest()
+
+
+def _cache_key(frames_digest: str, codec, quality, gop: int) -> str:
+    """What a row depends on: the clip's frames (their digest), the codec's identity (its
+    `cache_identity` when it has one, else name, version and settings), the quality and the GOP."""
+    import hashlib
+
     ident = getattr(codec, "cache_identity", None) or {"name": codec.name, "version": codec.version,
                                                          "settings": codec.settings}
-    h.update(json.dumps([ident, str(quality), gop], sort_keys=True, default=str).encode())
-    return h.hexdigest()[:24]
+    text = frames_digest + json.dumps([ident, str(quality), gop], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def evaluate_clips(clips: Sequence[Clip], codecs: Sequence, gop: int,
@@ -441,9 +447,10 @@ def evaluate_clips(clips: Sequence[Clip], codecs: Sequence, gop: int,
     for clip in clips:
         h, w = _check_frames(clip.frames)
         n = len(clip.frames)
+        digest = _frames_digest(clip) if cache is not None else ""
         for codec in codecs:
             for q in codec.qualities:
-                path = Path(cache) / f"{_cache_key(clip, codec, q, gop)}.json" if cache is not None else None
+                path = Path(cache) / f"{_cache_key(digest, codec, q, gop)}.json" if cache is not None else None
                 if path is not None and path.exists():
                     row = json.loads(path.read_text())
                     rows.append({**row, "clip": clip.name, "codec": codec.name, "cached": True})
@@ -613,28 +620,12 @@ def video_markdown(results: dict) -> str:
 
 def video_plot(results: dict, path: Path) -> None:
     """Mean PSNR-RGB against mean bpp, one line per codec (matplotlib, Agg)."""
-    import matplotlib
+    from codec.eval.report import draw_curves, new_plot, save_plot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from codec.eval.bd import clean_curve
-
-    fig, ax = plt.subplots(figsize=(8, 6), dpi=110)
-    for c in results["codecs"].values():
-        r = c["results"]
-        x, y, dropped = clean_curve(r["bpp"], r["psnr-rgb"])  # the line joins the monotone envelope
-        (line,) = ax.plot(x, y, marker="o", ms=3, lw=2.4 if c["name"].startswith("ours") else 1.4, label=c["label"])
-        if dropped:
-            ax.plot(r["bpp"], r["psnr-rgb"], ls="none", marker="o", ms=3, mfc="none", color=line.get_color())
-    ax.set_xlabel("bits per pixel (mean over clips)")
-    ax.set_ylabel("PSNR-RGB, mean over frames and clips (dB)")
-    ax.set_title(f"Rate-distortion, {len(results['clips'])} clip(s), GOP {results['gop']}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    fig, ax = new_plot()
+    draw_curves(ax, results["codecs"])
+    save_plot(fig, ax, path, "bits per pixel (mean over clips)", "PSNR-RGB, mean over frames and clips (dB)",
+              f"Rate-distortion, {len(results['clips'])} clip(s), GOP {results['gop']}")
 
 
 def write_video_results(results: dict, folder) -> dict[str, Path]:

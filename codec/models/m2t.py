@@ -25,7 +25,6 @@ training baseline: it needs S full passes to decode.
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -33,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from codec.entropy.gaussian import SCALE_MIN
+from codec.models.transformer import Block
 
 PLASTIC = 1.324717957244746  # the plastic number: R2 uses 1 / rho and 1 / rho^2
 
@@ -152,43 +152,6 @@ def two_stream_mask(groups: torch.Tensor, last: int) -> torch.Tensor:
 
 
 # --- the transformer --------------------------------------------------------------------------
-
-
-class Block(nn.Module):
-    """Pre-norm transformer layer; attention takes extra (cached) keys and values in front."""
-
-    def __init__(self, width: int, heads: int, mlp_ratio: int):
-        super().__init__()
-        self.heads = heads
-        self.ln1 = nn.LayerNorm(width)
-        self.qkv = nn.Linear(width, 3 * width)
-        self.proj = nn.Linear(width, width)
-        self.ln2 = nn.LayerNorm(width)
-        self.fc1 = nn.Linear(width, mlp_ratio * width)
-        self.fc2 = nn.Linear(mlp_ratio * width, width)
-
-    def _split(self, t: torch.Tensor) -> torch.Tensor:
-        b, n, d = t.shape
-        return t.view(b, n, self.heads, d // self.heads).transpose(1, 2)
-
-    def keys_values(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        q, k, v = self.qkv(self.ln1(h)).chunk(3, dim=-1)
-        return self._split(q), self._split(k), self._split(v)
-
-    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None,
-                past: tuple[torch.Tensor, torch.Tensor] | None = None):
-        """h (B, n, d); mask (n, n_past + n) bool (True = attend) or None (all); returns (h, (k, v))
-        with this call's own keys and values (B, heads, n, d / heads)."""
-        q, k, v = self.keys_values(h)
-        keys, values = (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)) if past is not None else (k, v)
-        scores = q @ keys.transpose(-1, -2) / math.sqrt(q.shape[-1])
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        att = torch.softmax(scores, dim=-1) @ values
-        b, _, n, _ = att.shape
-        h = h + self.proj(att.transpose(1, 2).reshape(b, n, -1))
-        h = h + self.fc2(F.gelu(self.fc1(self.ln2(h))))
-        return h, (k, v)
 
 
 class M2T(nn.Module):

@@ -37,7 +37,6 @@ every quality. The output is anchored:
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -45,6 +44,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from codec.entropy.gaussian import SCALE_MIN
+from codec.models.transformer import Block, attend, split_heads
 
 
 @dataclass(frozen=True)
@@ -115,37 +115,6 @@ def windows_of(y: torch.Tensor, config: VCTConfig) -> torch.Tensor:
 # --- layers -----------------------------------------------------------------------------------
 
 
-def _heads(t: torch.Tensor, heads: int) -> torch.Tensor:
-    b, n, d = t.shape
-    return t.view(b, n, heads, d // heads).transpose(1, 2)  # (B, heads, n, d/heads)
-
-
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    att = torch.softmax(scores, dim=-1) @ v  # (B, heads, n, d/heads)
-    b, _, n, _ = att.shape
-    return att.transpose(1, 2).reshape(b, n, -1)
-
-
-class EncoderLayer(nn.Module):
-    """Pre-norm self-attention layer over one previous frame's window tokens (full attention)."""
-
-    def __init__(self, width: int, heads: int, mlp_ratio: int):
-        super().__init__()
-        self.heads = heads
-        self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
-        self.qkv = nn.Linear(width, 3 * width)
-        self.proj = nn.Linear(width, width)
-        self.fc1, self.fc2 = nn.Linear(width, mlp_ratio * width), nn.Linear(mlp_ratio * width, width)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        q, k, v = (_heads(t, self.heads) for t in self.qkv(self.ln1(h)).chunk(3, dim=-1))
-        h = h + self.proj(_attend(q, k, v, None))
-        return h + self.fc2(F.gelu(self.fc1(self.ln2(h))))
-
-
 class DecoderLayer(nn.Module):
     """Pre-norm decoder layer: causal self-attention (with cached keys/values in front), cross-attention
     to the memory, MLP."""
@@ -164,15 +133,15 @@ class DecoderLayer(nn.Module):
     def memory_kv(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values of the memory (B, heads, m, d/heads), once per frame."""
         k, v = self.kv_cross(memory).chunk(2, dim=-1)
-        return _heads(k, self.heads), _heads(v, self.heads)
+        return split_heads(k, self.heads), split_heads(v, self.heads)
 
     def forward(self, h: torch.Tensor, memory_kv, mask: torch.Tensor | None = None, past=None):
         """h (B, n, d); mask (n, n_past + n) bool (True = attend) or None; returns (h, (k, v)) with this
         call's own self-attention keys and values."""
-        q, k, v = (_heads(t, self.heads) for t in self.qkv(self.ln1(h)).chunk(3, dim=-1))
+        q, k, v = (split_heads(t, self.heads) for t in self.qkv(self.ln1(h)).chunk(3, dim=-1))
         keys, values = (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)) if past is not None else (k, v)
-        h = h + self.proj(_attend(q, keys, values, mask))
-        h = h + self.proj_cross(_attend(_heads(self.q_cross(self.ln2(h)), self.heads), *memory_kv, None))
+        h = h + self.proj(attend(q, keys, values, mask))
+        h = h + self.proj_cross(attend(split_heads(self.q_cross(self.ln2(h)), self.heads), *memory_kv, None))
         h = h + self.fc2(F.gelu(self.fc1(self.ln3(h))))
         return h, (k, v)
 
@@ -194,7 +163,7 @@ class VCT(nn.Module):
         self.block_pos = nn.Parameter(torch.randn(c.tokens, d) * 0.02)
         self.start = nn.Parameter(torch.randn(d) * 0.02)
         self.rate_emb = nn.Linear(1, d)
-        self.encoder = nn.ModuleList(EncoderLayer(d, c.heads, c.mlp_ratio) for _ in range(c.enc_layers))
+        self.encoder = nn.ModuleList(Block(d, c.heads, c.mlp_ratio) for _ in range(c.enc_layers))  # full attention
         self.decoder = nn.ModuleList(DecoderLayer(d, c.heads, c.mlp_ratio) for _ in range(c.dec_layers))
         self.ln_out = nn.LayerNorm(d)
         self.head = nn.Linear(d, (3 if c.side else 2) * c.channels)
@@ -217,7 +186,7 @@ class VCT(nn.Module):
         """E_sep: (B, window^2, C) decoded values of one previous frame -> (B, window^2, d)."""
         h = self.embed_prev(prev_windows * self.config.input_scale) + self.window_pos + self._rate(log_step)
         for layer in self.encoder:
-            h = layer(h)
+            h, _ = layer(h)
         return h
 
     def memory(self, enc1: torch.Tensor, enc2: torch.Tensor) -> torch.Tensor:

@@ -20,10 +20,11 @@ import torch
 
 from codec.models.hyperprior import HyperpriorConfig, MeanScaleHyperprior
 from codec.train.data import CropSampler, fixed_crops, list_images
+from codec.train.run import LoopConfig
 
 
-@dataclass
-class TrainConfig:
+@dataclass(kw_only=True)
+class TrainConfig(LoopConfig):
     data: str
     run_dir: str
     config: str = "base"
@@ -32,18 +33,9 @@ class TrainConfig:
     crop: int = 256
     lr: float = 4e-4
     warmup_steps: int = 300
-    decay_fraction: float = 0.3
     lambda_boost: float = 10.0
     boost_fraction: float = 0.15
-    max_steps: int = 100_000
-    max_minutes: float = 60.0
-    clip: float = 1.0
-    bf16: bool = False
-    threads: int = 0
     val_every: int = 500
-    ckpt_minutes: float = 3.0
-    seed: int = 0
-    device: str = "cpu"
     shard_dir: str = ""
     levels: str = ""  # variable rate: comma-separated lambdas (one gain unit each); lmbda is then unused
     init: str = ""  # warm start: a shipped model id or a .safetensors path (used when no checkpoint)
@@ -54,7 +46,7 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
 
-def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
+def lr_at(cfg: LoopConfig, step: int, progress: float) -> float:
     warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
     start = 1.0 - cfg.decay_fraction
     if progress <= start:

@@ -20,7 +20,6 @@ import dataclasses
 import json
 import math
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,13 +29,12 @@ from codec.entropy.gaussian import gaussian_likelihood
 from codec.models.m2t import M2T, M2TConfig, schedule
 from codec.train.args import ArgumentParser, parse_config
 from codec.train import run
-from codec.train.loop import lr_at
 
 LATENT_STRIDE = 16
 
 
-@dataclass
-class M2TTrainConfig:
+@dataclass(kw_only=True)
+class M2TTrainConfig(run.LoopConfig):
     ae: str
     data: str
     run_dir: str
@@ -45,19 +43,6 @@ class M2TTrainConfig:
     patch: int = 16
     steps: int = 8
     steps_train: str = ""  # e.g. "4,8,12": a random S per batch, so one model serves every S
-    batch: int = 16
-    lr: float = 5e-4
-    warmup_steps: int = 200
-    decay_fraction: float = 0.3
-    max_steps: int = 100_000
-    max_minutes: float = 60.0
-    clip: float = 1.0
-    bf16: bool = False
-    threads: int = 0
-    val_every: int = 250
-    ckpt_minutes: float = 3.0
-    seed: int = 0
-    device: str = "cpu"
 
 
 def load_autoencoder(ae: str):
@@ -238,22 +223,10 @@ def train_m2t(cfg: M2TTrainConfig, resume: bool = True, log=print, on_step=None)
     log(f"{len(train_lat)} training latents, {val.shape[0]} validation windows, {sum(p.numel() for p in tf.parameters())} "
         "parameters; the hyperprior codes these windows at {:.4f} bpp (y alone {:.4f})".format(*hyperprior_bpp(ae, val, val_t)))
 
-    csv_file, writer = run.open_log(run_dir / "log.csv", ["step", "bpp", "lr", "seconds", "val_bpp"])
-
-    def save():
+    def save(step: int, elapsed: float) -> None:
         run.save(ckpt_path, tf, opt, gen, step, elapsed, config=asdict(cfg), tf_config=tf_cfg.to_dict())
 
-    t0 = time.monotonic() - elapsed
-    last_ckpt = time.monotonic()
-    tf.train()
-    while True:
-        elapsed = time.monotonic() - t0
-        progress = max(step / cfg.max_steps, elapsed / 60.0 / cfg.max_minutes)
-        if progress >= 1.0:
-            break
-        lr = lr_at(cfg, step, progress)
-        for g in opt.param_groups:
-            g["lr"] = lr
+    def loss() -> torch.Tensor:
         windows = sample_windows(train_lat, tf_cfg.patch, cfg.batch, gen)
         t = torch.rand(cfg.batch, generator=gen)
         sched_b = train_scheds[int(torch.randint(len(train_scheds), (1,), generator=gen))]
@@ -262,30 +235,11 @@ def train_m2t(cfg: M2TTrainConfig, resume: bool = True, log=print, on_step=None)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             y_tok, side_tok = split(windows, sched_b)
             bpp, _ = rate_loss(tf, y_tok, steps, t, sched_b, cfg.objective, gen, side_tok)
-        loss = bpp.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(tf.parameters(), cfg.clip)
-        opt.step()
-        step += 1
-        if on_step is not None:
-            on_step(step, loss.item())
-        if step % 50 == 0 or step == 1 or step % cfg.val_every == 0:
-            row = [step, loss.item(), lr, round(elapsed, 1), ""]
-            if step % cfg.val_every == 0:
-                row[4] = f"{validate(tf, val, val_steps, val_t, sched, cfg.objective):.4f}"
-            writer.writerow(row)
-            csv_file.flush()
-            if step % cfg.val_every == 0 or step == 1:
-                eta = elapsed / max(progress, 1e-9) * (1 - progress) / 60
-                log(f"step {step} {progress * 100:5.1f}% bpp {loss.item():.4f} lr {lr:.2e} {elapsed / 60:.1f} min "
-                    f"eta {eta:.1f} min" + (f" | val bpp {row[4]}" if row[4] else ""))
-        if time.monotonic() - last_ckpt > cfg.ckpt_minutes * 60:
-            save()
-            last_ckpt = time.monotonic()
-    save()
-    csv_file.close()
-    log(f"finished at step {step}, {elapsed / 60:.1f} min")
+        return bpp.mean()
+
+    run.fit(cfg, tf, opt, step, elapsed, loss=loss, save=save, log_path=run_dir / "log.csv",
+            validate=lambda: [validate(tf, val, val_steps, val_t, sched, cfg.objective)], val_columns=["val_bpp"],
+            log=log, on_step=on_step, log_every=50, validate_first=False)
     return ckpt_path
 
 

@@ -41,15 +41,14 @@ from codec.models.vct import VCT, VCTConfig, blocks_of, windows_of
 from codec.settings import data_dir
 from codec.train.args import ArgumentParser, parse_config
 from codec.train import run
-from codec.train.loop import lr_at
 
 LATENT_STRIDE = 16
 VAL_LOG_STEPS = (-1.0, 0.0, 1.0, 2.0)
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".y4m")
 
 
-@dataclass
-class VideoTrainConfig:
+@dataclass(kw_only=True)
+class VideoTrainConfig(run.LoopConfig):
     run_dir: str
     ae: str = "hyperprior-mse-l0067"
     data: str = ""  # default: the shared data folder (codec.settings.data_dir)
@@ -59,21 +58,11 @@ class VideoTrainConfig:
     photo_samples: int = 1600
     val_samples: int = 48  # per source
     eval_frames: int = 32
-    batch: int = 16
-    lr: float = 5e-4
-    warmup_steps: int = 150
-    decay_fraction: float = 0.3
-    max_steps: int = 1_000_000
-    max_minutes: float = 60.0
-    clip: float = 1.0
     min_log_step: float = -1.0
     max_log_step: float = 2.0
-    bf16: bool = False
-    threads: int = 0
+    warmup_steps: int = 150
+    max_steps: int = 1_000_000
     val_every: int = 200
-    ckpt_minutes: float = 3.0
-    seed: int = 0
-    device: str = "cpu"
 
 
 # --- sequences --------------------------------------------------------------------------------
@@ -318,24 +307,11 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, log=print, on_step=N
         f"parameters; all-intra (the image model, real streams) codes the validation frames at "
         + ", ".join(f"{b:.4f}" for b in data["val_intra"]) + f" bpp for log2 steps {VAL_LOG_STEPS}")
 
-    csv_file, writer = run.open_log(run_dir / "log.csv",
-                                    ["step", "bpp", "lr", "seconds"] + [f"val_bpp_{ls:g}" for ls in VAL_LOG_STEPS])
-
-    def save():
+    def save(step: int, elapsed: float) -> None:
         run.save(ckpt_path, tf, opt, gen, step, elapsed, config=asdict(cfg), tf_config=tf_cfg.to_dict(),
                  val_intra=data["val_intra"])
 
-    t0 = time.monotonic() - elapsed
-    last_ckpt = time.monotonic()
-    tf.train()
-    while True:
-        elapsed = time.monotonic() - t0
-        progress = max(step / cfg.max_steps, elapsed / 60.0 / cfg.max_minutes)
-        if progress >= 1.0:
-            break
-        lr = lr_at(cfg, step, progress)
-        for g in opt.param_groups:
-            g["lr"] = lr
+    def loss() -> torch.Tensor:
         idx = torch.randint(len(train), (cfg.batch,), generator=gen)
         seq = train[idx].float()
         side = train_side[idx].float() if train_side is not None else None
@@ -344,29 +320,11 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, log=print, on_step=N
             side = side.flip(-1) if side is not None else None
         log_step = cfg.min_log_step + (cfg.max_log_step - cfg.min_log_step) * torch.rand(cfg.batch, generator=gen)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            loss = rate_loss(tf, seq.to(device), log_step.to(device), side.to(device) if side is not None else None).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(tf.parameters(), cfg.clip)
-        opt.step()
-        step += 1
-        if on_step is not None:
-            on_step(step, loss.item())
-        if step % 25 == 0 or step == 1 or step % cfg.val_every == 0:
-            vals = validate(tf, val, val_side, z_bpp) if step % cfg.val_every == 0 or step == 1 else None
-            writer.writerow([step, f"{loss.item():.5f}", f"{lr:.3g}", round(elapsed, 1)]
-                            + ([f"{v:.5f}" for v in vals] if vals else [""] * len(VAL_LOG_STEPS)))
-            csv_file.flush()
-            if vals:
-                eta = elapsed / max(progress, 1e-9) * (1 - progress) / 60
-                log(f"step {step} {progress * 100:5.1f}% bpp {loss.item():.4f} lr {lr:.2e} {elapsed / 60:.1f} min "
-                    f"eta {eta:.1f} min | val bpp " + ", ".join(f"{v:.4f}" for v in vals))
-        if time.monotonic() - last_ckpt > cfg.ckpt_minutes * 60:
-            save()
-            last_ckpt = time.monotonic()
-    save()
-    csv_file.close()
-    log(f"finished at step {step}, {elapsed / 60:.1f} min")
+            return rate_loss(tf, seq.to(device), log_step.to(device), side.to(device) if side is not None else None).mean()
+
+    run.fit(cfg, tf, opt, step, elapsed, loss=loss, save=save, validate=lambda: validate(tf, val, val_side, z_bpp),
+            log_path=run_dir / "log.csv", val_columns=[f"val_bpp_{ls:g}" for ls in VAL_LOG_STEPS], log=log,
+            on_step=on_step)
     return ckpt_path
 
 
