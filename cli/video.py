@@ -167,11 +167,11 @@ def decode_video(src: str, dst: str, *, out: Output, window: tuple[int, int | No
 
 def video_info(src: str, limits) -> dict:
     """Header, VHDR, index and a per-frame table (mode, bytes) of a video bitstream; every CRC checked."""
-    from codec.container.video import INTRA, VideoReader
+    from codec.container.video import MODE_NAMES, VideoReader
 
     with _open_bitstream(src, limits.max_chunk_bytes) as fp:
         r = VideoReader(fp, limits)
-        frames = [{"frame": f.number, "mode": "intra" if f.mode == INTRA else "inter", "bytes": f.size,
+        frames = [{"frame": f.number, "mode": MODE_NAMES[f.mode], "bytes": f.size,
                    "offset": f.offset} for f in r.frames()]
         index = r.index()
         h = r.header

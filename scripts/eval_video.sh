@@ -11,7 +11,8 @@ DATA=${CODEC_DATA:-../shared/data}
 CACHE=${CODEC_CACHE:-$HOME/.cache/codec}/eval-video
 OUT=${OUT:-results/video}
 Q=${Q:-0,20,40,60}
-CODECS=(-c "ours:vct-l0067@$Q" -c "ours-intra:vct-l0067@$Q" -c x264 -c x265)
+MODEL=${MODEL:-vct-zt-l0067}
+CODECS=(-c "ours:$MODEL@$Q" -c "ours-intra:$MODEL@$Q" -c x264 -c x265)
 if [[ "${JOBS:-1}" -gt 1 ]]; then  # two halves of the clips (balanced by pixels), one thread each
   tmp=$(mktemp -d)
   mkdir "$tmp/a" "$tmp/b"

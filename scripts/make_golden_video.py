@@ -1,6 +1,9 @@
 """Regenerate the golden video bitstream (run after a deliberate change of the video model or format).
 
-    python scripts/make_golden_video.py [--model ID]
+    python scripts/make_golden_video.py [--model ID] [--suffix S]
+
+One golden file per shipped video format: video_carphone_6f.bin (vct-l0067, container version 2) and
+video_carphone_6f_zt.bin (vct-zt-l0067, version 3: temporal side information, compact frames).
 
 Codes the first 6 frames of assets/carphone.mp4 (gop 4: a keyframe, inter frames, a second GOP) with
 the shipped video model and writes tests/golden/video_carphone_6f.bin and golden_video.json (sizes,
@@ -57,6 +60,7 @@ def main() -> None:
 
     p = argparse.ArgumentParser()
     p.add_argument("--model", default=None, help="video model id (default: the manifest's default_video)")
+    p.add_argument("--suffix", default="", help="file names video_carphone_6f{S}.bin, golden_video{S}.json")
     a = p.parse_args()
     model = load_video_model(a.model)
     frames = load_clip(SOURCE, 0, FRAMES).frames
@@ -66,9 +70,9 @@ def main() -> None:
     data = buf.getvalue()
     decoded, latents_sha = decode(data, model)
     GOLDEN.mkdir(parents=True, exist_ok=True)
-    (GOLDEN / "video_carphone_6f.bin").write_bytes(data)
+    (GOLDEN / f"video_carphone_6f{a.suffix}.bin").write_bytes(data)
     info = {
-        "bitstream": "video_carphone_6f.bin",
+        "bitstream": f"video_carphone_6f{a.suffix}.bin",
         "source": f"assets/carphone.mp4, frames 0..{FRAMES - 1}, quality {QUALITY}, gop {GOP}, fps 30",
         "model_id": model.model_id, "bytes": len(data), "modes": stats.modes, "frame_bytes": stats.frame_bytes,
         "bitstream_sha256": hashlib.sha256(data).hexdigest(),
@@ -79,7 +83,7 @@ def main() -> None:
         "source_frames_sha256": frames_sha256(frames),
         "shape": [FRAMES, h, w, 3],
     }
-    (GOLDEN / "golden_video.json").write_text(json.dumps(info, indent=2) + "\n")
+    (GOLDEN / f"golden_video{a.suffix}.json").write_text(json.dumps(info, indent=2) + "\n")
     print(json.dumps(info, indent=2))
 
 

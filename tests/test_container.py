@@ -275,8 +275,8 @@ def test_unknown_critical_chunk_is_refused():
 
 
 def test_newer_min_reader_version_is_refused_naming_both_versions():
-    data = preamble(4, 3) + FILE[16:]
-    with pytest.raises(UnsupportedError, match=r"version 3 or newer.*format version 4"):
+    data = preamble(FORMAT_VERSION + 2, FORMAT_VERSION + 1) + FILE[16:]
+    with pytest.raises(UnsupportedError, match=rf"version {FORMAT_VERSION + 1} or newer.*format version {FORMAT_VERSION + 2}"):
         read_container(data)
 
 

@@ -122,9 +122,12 @@ def tiny_codec(seed: int = 0, side: bool = True):
     with torch.no_grad():
         ae.g_a[-1].weight.mul_(300.0)  # latents large enough to need several symbols
     hp = from_module(ae, "tiny-hp")
-    tf = VCT(VCTConfig(channels=12, width=16, heads=2, enc_layers=1, dec_layers=2, side=side))
+    tf = VCT(VCTConfig(channels=12, width=16, heads=2, enc_layers=1, dec_layers=2, side=side, zprior=side,
+                       z_channels=8, zprior_width=8))
     with torch.no_grad():
         tf.head.weight.normal_(0, 0.05)
+        if side:
+            tf.zprior.net[-1].weight.normal_(0, 0.05)
     return vct_from_modules(hp, tf, "tiny-vct")
 
 
@@ -158,7 +161,8 @@ def test_video_round_trip_decodes_exactly_what_the_encoder_coded(mode_decision, 
     data, stats = _encode(model, frames, gop=4, quality=40, mode_decision=mode_decision)
     assert stats.frames == 6 and stats.bytes == len(data)
     if not mode_decision:
-        assert stats.modes == [0, 1, 1, 1, 0, 1]
+        inter = 2 if side else 1  # with side information the z is coded with the temporal prior here
+        assert stats.modes == [0, inter, inter, inter, 0, inter]
     dec = VideoDecoder(io.BytesIO(data), model)
     assert dec.video.fps == Fraction(30000, 1001) and dec.video.gop == 4
     out = list(dec.frames())
@@ -227,10 +231,46 @@ def test_an_image_reader_refuses_a_video_file_and_old_readers_are_told_to_upgrad
     from codec.container.format import unpack_preamble
     from codec.errors import UnsupportedError
 
-    data, _ = _encode(tiny_codec(), moving_frames(2), gop=8)
+    data, _ = _encode(tiny_codec(side=False), moving_frames(2), gop=8)
     assert unpack_preamble(data[:16]) == (2, 2)  # version-1 readers refuse: "needs a reader of version 2"
     with pytest.raises(UnsupportedError, match="video"):
         read_container(data)
+    data, _ = _encode(tiny_codec(), moving_frames(2), gop=8)  # a temporal prior of z: mode 2 frames
+    assert unpack_preamble(data[:16]) == (3, 3)  # version-2 readers refuse: "needs a reader of version 3"
+
+
+def test_a_mode_2_frame_in_a_version_2_file_is_refused_as_corrupt():
+    from codec.container import Header
+    from codec.container.chunks import KIND_VIDEO
+    from codec.container.video import INTER_TZ, INTRA, VideoHeader, VideoReader, VideoWriter
+    from codec.errors import FormatError
+
+    header = Header(kind=KIND_VIDEO, width=16, height=16, pad_right=48, pad_bottom=48, bit_depth=8, channels=3,
+                    quality=0, weights_sha256_prefix=bytes(8), model_id="m", coder="c", coder_version="0")
+    from codec.container.format import FRAM
+    from codec.container.framing import frame_chunk
+    from codec.container.video import Frame
+
+    for version in (3, 2):
+        buf = io.BytesIO()
+        w = VideoWriter(buf, header, VideoHeader(Fraction(25), 8), temporal_side=version == 3)
+        w.add(INTRA, [b"z", b"y"], keyframe=True)
+        if version == 3:
+            w.add(INTER_TZ, [b"z", b"y"])
+        else:  # what a broken version-2 writer would write: mode 2 in the version-2 layout
+            w._write(frame_chunk(FRAM, Frame(1, INTER_TZ, (b"z", b"y"), w.pos, 0).pack(2)))
+            w.frames += 1
+        w.finish()
+        r = VideoReader(io.BytesIO(buf.getvalue()))
+        if version == 3:
+            assert [(f.mode, f.streams) for f in r.frames()] == [(INTRA, (b"z", b"y")), (INTER_TZ, (b"z", b"y"))]
+        else:
+            with pytest.raises(FormatError, match="mode 2"):
+                list(r.frames())
+    with pytest.raises(ValueError, match="temporal_side"):
+        w = VideoWriter(io.BytesIO(), header, VideoHeader(Fraction(25), 8))
+        w.add(INTRA, [b"z", b"y"], keyframe=True)
+        w.add(INTER_TZ, [b"z", b"y"])
 
 
 def test_frame_index_points_at_every_gop_start():
@@ -420,3 +460,27 @@ def test_header_kind_tells_video_from_image_files():
     image = compress(tiny_codec().hp, moving_frames(1)[0]).data
     assert header_kind(video[:KIND_PROBE_BYTES]) == 1 and header_kind(image[:KIND_PROBE_BYTES]) == 0
     assert header_kind(b"\x89PNG\r\n\x1a\n" + bytes(20)) is None and header_kind(video[:10]) is None
+
+
+@pytest.mark.parametrize("streams", [(), (b"",), (b"a" * 200, b"", b"b" * 70000), (b"x", b"y")])
+@pytest.mark.parametrize("version", [2, 3])
+def test_frame_payload_round_trips_in_both_layouts(streams, version):
+    from codec.container.video import INTER, Frame
+
+    frame = Frame(300, INTER, streams, 0, 0)
+    data = frame.pack(version)
+    back = Frame.unpack(data, 0, 0, version)
+    assert (back.number, back.mode, back.streams) == (300, INTER, streams)
+    if version == 3:
+        assert len(data) == 2 + 2 + sum(len(s) for s in streams) + sum(
+            1 + (len(s) > 127) + (len(s) > 16383) for s in streams[:-1])
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x80", b"\x80\x00\x01\x00", b"\xff\xff\xff\xff\x7f\x01\x00",
+                                     b"\x05\x01\x02\x90", b"\x05\x01\x02\xff\x01"])
+def test_malformed_compact_frame_payloads_are_format_errors(payload):
+    from codec.container.video import Frame
+    from codec.errors import FormatError
+
+    with pytest.raises(FormatError):
+        Frame.unpack(payload, 0, 0, 3)

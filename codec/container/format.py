@@ -36,6 +36,7 @@ __all__ = [
     "FIDX",
     "IMAGE_VERSION",
     "VIDEO_VERSION",
+    "VIDEO_TZ_VERSION",
     "KNOWN_CHUNK_TYPES",
     "Limits",
     "crc32",
@@ -49,8 +50,9 @@ __all__ = [
 SIGNATURE = b"\x89CDC\r\n\x1a\n"
 """8 bytes; like PNG's: the high bit catches 7-bit channels, CR LF catches newline conversion."""
 
-FORMAT_VERSION = 2
-"""The newest container version this module reads (2: video files, docs/FORMAT.md section 14)."""
+FORMAT_VERSION = 3
+"""The newest container version this module reads (2: video files, docs/FORMAT.md section 14; 3: video
+frames whose side information is coded with the temporal prior, mode 2, section 14.1)."""
 
 IMAGE_VERSION = 1
 """Images are written exactly as in version 1 (writer and minimum reader 1): every reader reads them."""
@@ -60,7 +62,11 @@ MIN_READER_VERSION = 1
 
 VIDEO_VERSION = 2
 """Video files are written with writer and minimum reader version 2: a version-1 reader refuses them
-with "needs a reader of version 2"."""
+with "needs a reader of version 2". Video files of models with a temporal prior of the side
+information (frames of mode 2) are written with writer and minimum reader version 3
+(VIDEO_TZ_VERSION): a version-2 reader refuses them the same way."""
+
+VIDEO_TZ_VERSION = 3
 
 _PREAMBLE = struct.Struct("<8sHH")  # signature, writer_version, min_reader_version
 _U32 = struct.Struct("<I")

@@ -1,8 +1,10 @@
 """Video files: the same preamble and chunk framing as images, read and written as a stream.
 
-Layout (container format version 2; spec: docs/FORMAT.md section 14)::
+Layout (container format version 2 and 3; spec: docs/FORMAT.md section 14)::
 
-    preamble              writer_version 2, min_reader_version 2 (version-1 readers refuse clearly)
+    preamble              writer_version 2, min_reader_version 2 (version-1 readers refuse clearly);
+                          3 and 3 for models with a temporal prior of z (mode 2 frames; version-2
+                          readers refuse clearly)
     HEAD chunk            kind 1 (video): frame size, padding, quality, model id, weights hash, coder
     VHDR chunk            u32 fps_num | u32 fps_den | u16 gop
     [meta chunk]          optional UTF-8 JSON
@@ -13,6 +15,9 @@ Layout (container format version 2; spec: docs/FORMAT.md section 14)::
 
     FRAM payload          u32 frame number | u8 mode (0 intra, 1 inter) | u8 n | n x u32 stream length
                           | the n streams
+      version 3           varint frame number | u8 mode (0, 1, or 2: inter with z coded given the previous
+                          frames' z) | u8 n | (n - 1) x varint stream length | the n streams (the last
+                          one's length is what remains); varints are minimal unsigned LEB128, u32
 
 Every frame is its own CRC-checked chunk, so a damaged or truncated file is diagnosed frame by
 frame and what precedes the damage still decodes; the index lets a reader seek to the intra frame
@@ -42,6 +47,7 @@ from .format import (
     META,
     PREAMBLE_SIZE,
     VHDR,
+    VIDEO_TZ_VERSION,
     VIDEO_VERSION,
     Limits,
     crc32,
@@ -54,9 +60,10 @@ from .format import (
 )
 from .framing import CHUNK_OVERHEAD, frame_chunk
 
-__all__ = ["INTRA", "INTER", "VideoHeader", "Frame", "FrameIndex", "VideoWriter", "VideoReader"]
+__all__ = ["INTRA", "INTER", "INTER_TZ", "MODE_NAMES", "VideoHeader", "Frame", "FrameIndex", "VideoWriter", "VideoReader"]
 
-INTRA, INTER = 0, 1
+INTRA, INTER, INTER_TZ = 0, 1, 2
+MODE_NAMES = {INTRA: "intra", INTER: "inter", INTER_TZ: "inter-tz"}
 _VHDR = struct.Struct("<IIH")
 _FRAME_HEAD = struct.Struct("<IBB")
 _U32 = struct.Struct("<I")
@@ -98,30 +105,74 @@ class Frame:
     offset: int
     size: int  # bytes of the whole chunk, framing included
 
-    def pack(self) -> bytes:
-        if self.mode not in (INTRA, INTER) or not 0 <= len(self.streams) <= MAX_STREAMS:
+    def pack(self, version: int = VIDEO_VERSION) -> bytes:
+        if self.mode not in MODE_NAMES or not 0 <= len(self.streams) <= MAX_STREAMS:
             raise ValueError(f"frame {self.number}: mode {self.mode} or {len(self.streams)} streams")
+        if version >= VIDEO_TZ_VERSION:  # compact: varints, the last stream's length implied
+            head = _uvarint(self.number) + bytes([self.mode, len(self.streams)])
+            return head + b"".join(_uvarint(len(s)) for s in self.streams[:-1]) + b"".join(self.streams)
         head = _FRAME_HEAD.pack(self.number, self.mode, len(self.streams))
         return head + b"".join(_U32.pack(len(s)) for s in self.streams) + b"".join(self.streams)
 
     @classmethod
-    def unpack(cls, data: bytes, offset: int, size: int) -> "Frame":
-        if len(data) < _FRAME_HEAD.size:
-            raise FormatError(f"corrupt frame at offset {offset}: {len(data)} bytes")
-        number, mode, n = _FRAME_HEAD.unpack_from(data)
-        if mode not in (INTRA, INTER) or n > MAX_STREAMS:
+    def unpack(cls, data: bytes, offset: int, size: int, version: int = VIDEO_VERSION) -> "Frame":
+        if version >= VIDEO_TZ_VERSION:
+            number, pos = _read_uvarint(data, 0, f"frame at offset {offset}")
+            if len(data) < pos + 2:
+                raise FormatError(f"corrupt frame at offset {offset}: {len(data)} bytes")
+            mode, n = data[pos], data[pos + 1]
+            pos += 2
+        else:
+            if len(data) < _FRAME_HEAD.size:
+                raise FormatError(f"corrupt frame at offset {offset}: {len(data)} bytes")
+            number, mode, n = _FRAME_HEAD.unpack_from(data)
+            pos = _FRAME_HEAD.size
+        if mode not in MODE_NAMES or n > MAX_STREAMS:
             raise FormatError(f"corrupt frame {number} at offset {offset}: mode {mode}, {n} streams")
-        pos = _FRAME_HEAD.size + 4 * n
-        if len(data) < pos:
-            raise FormatError(f"corrupt frame {number} at offset {offset}: stream table truncated")
-        lengths = [_U32.unpack_from(data, _FRAME_HEAD.size + 4 * i)[0] for i in range(n)]
-        if pos + sum(lengths) != len(data):
+        lengths = []
+        for _ in range(n - 1 if version >= VIDEO_TZ_VERSION and n else n):
+            if version >= VIDEO_TZ_VERSION:
+                length, pos = _read_uvarint(data, pos, f"frame {number} at offset {offset}")
+            elif len(data) < pos + 4:
+                raise FormatError(f"corrupt frame {number} at offset {offset}: stream table truncated")
+            else:
+                (length,), pos = _U32.unpack_from(data, pos), pos + 4
+            lengths.append(length)
+        if version >= VIDEO_TZ_VERSION and n:
+            lengths.append(len(data) - pos - sum(lengths))
+        if min(lengths, default=0) < 0 or pos + sum(lengths) != len(data):
             raise FormatError(f"corrupt frame {number} at offset {offset}: stream lengths do not add up")
         streams = []
         for length in lengths:
             streams.append(bytes(data[pos : pos + length]))
             pos += length
         return cls(number, mode, tuple(streams), offset, size)
+
+
+def _uvarint(value: int) -> bytes:
+    """LEB128 of an unsigned 32-bit value (1 to 5 bytes)."""
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _read_uvarint(data: bytes, pos: int, what: str) -> tuple[int, int]:
+    """(value, next position) of a minimal LEB128 u32 at `pos`; FormatError if truncated, overlong or
+    beyond 32 bits."""
+    value = 0
+    for i in range(5):
+        if pos + i >= len(data):
+            raise FormatError(f"corrupt {what}: truncated number")
+        byte = data[pos + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            if (i and byte == 0) or value > 0xFFFFFFFF:
+                raise FormatError(f"corrupt {what}: malformed number")
+            return value, pos + i + 1
+    raise FormatError(f"corrupt {what}: malformed number")
 
 
 @dataclass(frozen=True)
@@ -158,11 +209,13 @@ class FrameIndex:
 class VideoWriter:
     """Writes a video container to `fp` frame by frame: `add(mode, streams, keyframe)`, then `finish()`."""
 
-    def __init__(self, fp: BinaryIO, header: Header, video: VideoHeader, meta: dict[str, Any] | None = None):
+    def __init__(self, fp: BinaryIO, header: Header, video: VideoHeader, meta: dict[str, Any] | None = None,
+                 temporal_side: bool = False):
         if header.kind != KIND_VIDEO:
             raise ValueError("a video container needs a HEAD of kind 1")
         self.fp, self.pos, self.frames, self.gops = fp, 0, 0, []
-        self._write(pack_preamble(VIDEO_VERSION, VIDEO_VERSION))
+        self.version = VIDEO_TZ_VERSION if temporal_side else VIDEO_VERSION  # mode 2 frames need version 3
+        self._write(pack_preamble(self.version, self.version))
         self._write(frame_chunk(HEAD, pack_header(header)))
         self._write(frame_chunk(VHDR, video.pack()))
         if meta is not None:
@@ -182,7 +235,9 @@ class VideoWriter:
             self.gops.append((self.frames, self.pos))
         elif not self.gops:
             raise ValueError("the first frame must be a keyframe")
-        payload = Frame(self.frames, mode, tuple(streams), self.pos, 0).pack()
+        if mode == INTER_TZ and self.version < VIDEO_TZ_VERSION:
+            raise ValueError("mode 2 frames need a writer opened with temporal_side=True (version 3)")
+        payload = Frame(self.frames, mode, tuple(streams), self.pos, 0).pack(self.version)
         self.frames += 1
         return self._write(frame_chunk(FRAM, payload))
 
@@ -272,10 +327,13 @@ class VideoReader:
                 raise limit_error("the frame count", expected, self.limits.max_frames, "max_frames", MAX_FRAMES_FLAG)
             (ctype, data), nxt = self._chunk(pos, f"frame {expected}")
             if ctype == FRAM:
-                frame = Frame.unpack(data, pos, nxt - pos)
+                frame = Frame.unpack(data, pos, nxt - pos, self.min_reader_version)
                 if frame.number != expected:
                     raise FormatError(f"corrupt bitstream: frame {expected} expected at offset {pos}, "
                                       f"found frame {frame.number}")
+                if frame.mode == INTER_TZ and self.min_reader_version < VIDEO_TZ_VERSION:
+                    raise FormatError(f"corrupt bitstream: frame {expected} has mode 2, which version "
+                                      f"{self.min_reader_version} files cannot hold")
                 yield frame
                 expected += 1
             elif ctype in (FIDX, END):

@@ -2,7 +2,9 @@
 
     encode, frame t:  pixels -pad-> x -g_a-> y_t
         keyframe (t % gop == 0):  intra, exactly the image pipeline (ZSTR + YSTR streams)
-        otherwise:  inter: [models with side information: z -> stream, h_s -> mean_hp, scale_hp]
+        otherwise:  inter: [models with side information: z -> stream (mode 1: the image model's
+                    factorized prior; mode 2, models with a temporal prior: z_t - z_{t-1} under
+                    ZPrior(z_{t-1}, z_{t-2}), whichever is shorter), h_s -> mean_hp, scale_hp]
                     VCT(y_hat[t-1], y_hat[t-2] [, mean_hp, scale_hp]) -> for token k = 0..15 of every 4x4 block:
                         mean, scale (float64) -snap-> y_sym = round((y - mean_q) / enc_step) -> stream
                         y_hat = y_sym * dec_mult + mean_q -> pushed into the decoder's cache
@@ -31,7 +33,7 @@ import torch
 from codec import coder
 from codec.container import Header, Limits
 from codec.container.chunks import KIND_VIDEO
-from codec.container.video import INTER, INTRA, Frame, VideoHeader, VideoReader, VideoWriter
+from codec.container.video import INTER, INTER_TZ, INTRA, Frame, VideoHeader, VideoReader, VideoWriter
 from codec.entropy.gaussian import snap_means, snap_scales
 from codec.errors import FormatError, ModelError, UnsupportedError
 from codec.io import crop, pad_to_multiple
@@ -68,41 +70,91 @@ def load_video_model(model: str | LoadedVCT | None = None) -> LoadedVCT:
 
 @dataclass
 class _Context:
-    """What both sides keep between frames: the last two decoded latents and their E_sep encodings."""
+    """What both sides keep between frames: the last two decoded latents with their E_sep encodings,
+    and the last two frames' z symbols (for the temporal prior of the side information)."""
 
     model: LoadedVCT
     rate: Rate
     log_step: float
-    latents: list = field(default_factory=list)  # [(y_hat (C, h, w) float64, encoding (B, k*k, d) float64)]
+    latents: list = field(default_factory=list)  # [(y_hat (C, h, w) float64, windows, encoding)]
+    zs: list = field(default_factory=list)  # [z symbols (N, h/4, w/4) int32]
 
-    def push(self, y_hat: torch.Tensor) -> None:
+    def push(self, y_hat: torch.Tensor, z_sym: np.ndarray) -> None:
         tf, cfg = self.model.tf64, self.model.tf64.config
         windows = windows_of(y_hat[None], cfg)
         ls = torch.full((windows.shape[0],), self.log_step, dtype=torch.float64)
         with torch.no_grad():
             enc = tf.encode_previous(windows, ls)
         self.latents = (self.latents + [(y_hat, windows, enc)])[-2:]
+        self.zs = (self.zs + [z_sym])[-2:]
 
     def clear(self) -> None:
-        self.latents = []
+        self.latents, self.zs = [], []
 
 
-def _side(model: LoadedVCT, y: torch.Tensor | None, z_stream: bytes | None, shape: tuple[int, int]):
-    """The hyperprior side information of a frame. Encoder: y (1, C, h, w) -> z stream; decoder: the z
-    stream. Both: (z_stream, mean_q (1, C, h, w) float32 snapped, scale (1, C, h, w) float64)."""
+# side information: z symbols, their two codings, and the hyperprior parameters they give
+
+Z_GAINS = tuple(range(-6, 7))  # the temporal prior's scale times 2^(g/2), g picked by the encoder per frame
+
+
+def _z_of(model: LoadedVCT, y: torch.Tensor) -> np.ndarray:
+    """z symbols (N, h/4, w/4) int32 of latents y (1, C, h, w)."""
+    module = model.hp.module
+    with torch.no_grad():
+        z = module.h_a(y)
+    med = module.z_density.quantiles[:, 0, 1].view(1, -1, 1, 1)
+    return torch.round(z - med)[0].to(torch.int32).numpy()
+
+
+def _z_code(model: LoadedVCT, z_sym: np.ndarray) -> bytes:
+    """The image model's coding of z (factorized prior): intra frames and mode-1 inter frames."""
     hp = model.hp
-    module = hp.module
-    if y is not None:
-        with torch.no_grad():
-            z = module.h_a(y)
-        med = module.z_density.quantiles[:, 0, 1].view(1, -1, 1, 1)
-        z_sym = torch.round(z - med)[0].to(torch.int32).numpy()
-        z_stream = coder.encode_categorical(z_sym.reshape(z_sym.shape[0], -1), hp.z_pmf.numpy(), hp.z_offsets.numpy())
-    else:
-        h, w = shape
-        z_sym = coder.decode_categorical(z_stream, hp.z_pmf.numpy(), hp.z_offsets.numpy(), (h // 4) * (w // 4))
-        z_sym = z_sym.reshape(module.config.N, h // 4, w // 4)
-    mean_q, scale = entropy_parameters(hp, z_sym)
+    return coder.encode_categorical(z_sym.reshape(z_sym.shape[0], -1), hp.z_pmf.numpy(), hp.z_offsets.numpy())
+
+
+def _z_decode(model: LoadedVCT, stream: bytes, shape: tuple[int, int]) -> np.ndarray:
+    hp, (h, w) = model.hp, shape
+    z_sym = coder.decode_categorical(stream, hp.z_pmf.numpy(), hp.z_offsets.numpy(), (h // 4) * (w // 4))
+    return z_sym.reshape(hp.module.config.N, h // 4, w // 4)
+
+
+def _z_scale(ctx: _Context) -> torch.Tensor:
+    """The temporal prior's scale (N, h/4, w/4) float64 from the previous two frames' z (both sides)."""
+    z1 = torch.from_numpy(ctx.zs[-1].astype(np.float64))[None]
+    z2 = torch.from_numpy(ctx.zs[-2 if len(ctx.zs) > 1 else -1].astype(np.float64))[None]
+    with torch.no_grad():
+        return ctx.model.tf64.zprior(z1, z2)[0]
+
+
+def _z_code_temporal(ctx: _Context, z_sym: np.ndarray) -> bytes:
+    """Mode 2: u8 gain index | Gaussian stream of z_t - z_{t-1} at scale * 2^(g/2); the encoder
+    tries every gain and keeps the shortest."""
+    scale, table = _z_scale(ctx), ctx.model.scale_table
+    residual = z_sym.astype(np.int64) - ctx.zs[-1]
+    best = None
+    for i, g in enumerate(Z_GAINS):
+        idx = snap_scales(scale * 2.0 ** (g / 2), table).numpy()
+        data = bytes([i]) + coder.encode_gaussian(residual, idx, table.numpy())
+        if best is None or len(data) < len(best):
+            best = data
+    return best
+
+
+def _z_decode_temporal(ctx: _Context, stream: bytes) -> np.ndarray:
+    if not stream or stream[0] >= len(Z_GAINS):
+        raise FormatError("corrupt side information: bad gain of the temporal prior")
+    g = Z_GAINS[stream[0]]
+    idx = snap_scales(_z_scale(ctx) * 2.0 ** (g / 2), ctx.model.scale_table).numpy()
+    residual = coder.decode_gaussian(stream[1:], idx, ctx.model.scale_table.numpy())
+    z = residual.astype(np.int64) + ctx.zs[-1]
+    if z.min(initial=0) < np.iinfo(np.int32).min or z.max(initial=0) > np.iinfo(np.int32).max:
+        raise FormatError("corrupt side information: z beyond int32")
+    return z.astype(np.int32)
+
+
+def _side(model: LoadedVCT, z_sym: np.ndarray, z_stream: bytes | None = None):
+    """(z_stream, mean_q (1, C, h, w) float32 snapped, scale (1, C, h, w) float64) of z symbols."""
+    mean_q, scale = entropy_parameters(model.hp, z_sym)
     return z_stream, mean_q, scale
 
 
@@ -185,7 +237,7 @@ class VideoStats:
 def compress_video(model: LoadedVCT, frames: Iterable[np.ndarray], fp: BinaryIO, *, width: int, height: int,
                    fps: Fraction, quality: float | None = None, step: float = 1.0, gop: int = DEFAULT_GOP,
                    meta: dict | None = None, on_frame: Callable[[int, int, int], None] | None = None,
-                   mode_decision: bool = True, keep_latents: bool = False) -> VideoStats:
+                   mode_decision: bool = True, keep_latents: bool = False, z_deadzone: int = 1) -> VideoStats:
     """Codes `frames` ((H, W, 3) uint8 each, all width x height) into `fp` as they come.
 
     gop: a keyframe (intra) every `gop` frames (1 = all-intra). `mode_decision`: code an inter frame
@@ -199,9 +251,10 @@ def compress_video(model: LoadedVCT, frames: Iterable[np.ndarray], fp: BinaryIO,
                     pad_bottom=padded_h - height, bit_depth=8, channels=3, quality=rate.field,
                     weights_sha256_prefix=model.sha256_prefix, model_id=model.model_id,
                     coder=coder.coder_name(), coder_version=coder.coder_version())
-    writer = VideoWriter(fp, header, VideoHeader(Fraction(fps), gop), meta)
+    tf_cfg = model.tf64.config
+    writer = VideoWriter(fp, header, VideoHeader(Fraction(fps), gop), meta, temporal_side=tf_cfg.zprior)
     ctx = _Context(model, rate, _log_step(rate))
-    side_inter = model.tf64.config.side
+    side_inter = tf_cfg.side
     stats = VideoStats()
     shape = (padded_h // 16, padded_w // 16)
     t0 = time.perf_counter()
@@ -213,22 +266,35 @@ def compress_video(model: LoadedVCT, frames: Iterable[np.ndarray], fp: BinaryIO,
         key = n % gop == 0
         with torch.no_grad():
             y = model.module.g_a(x)
-        side = _side(model, y, None, shape) if key or mode_decision or side_inter else None
+        z_sym, side = None, None
+        if key or mode_decision or side_inter:
+            z_sym = _z_of(model, y)
+            side = _side(model, z_sym, _z_code(model, z_sym))
         intra_streams, intra_hat = None, None
         if key or mode_decision:
             y_stream, intra_hat = _intra(model, rate, y, side)
             intra_streams = [side[0], y_stream]
         mode, streams, y_hat = INTRA, intra_streams, intra_hat
         if not key:
-            stream, inter_hat = _inter(ctx, y[0], None, shape, side)
-            inter_streams = [side[0], stream] if side_inter else [stream]
+            inter_z, inter_side = z_sym, side
+            if tf_cfg.zprior and z_deadzone > 0:  # keep z_{t-1} where z barely moved (lossy side information)
+                inter_z = np.where(np.abs(z_sym - ctx.zs[-1]) <= z_deadzone, ctx.zs[-1], z_sym).astype(np.int32)
+                inter_side = _side(model, inter_z, _z_code(model, inter_z))
+            stream, inter_hat = _inter(ctx, y[0], None, shape, inter_side)
+            inter_mode, inter_streams = INTER, [stream]
+            if side_inter:
+                inter_streams = [inter_side[0], stream]
+                if tf_cfg.zprior:  # z given the previous frames' z when that is shorter
+                    z_temporal = _z_code_temporal(ctx, inter_z)
+                    if len(z_temporal) < len(inter_side[0]):
+                        inter_mode, inter_streams = INTER_TZ, [z_temporal, stream]
             if intra_streams is None or sum(map(len, inter_streams)) < sum(map(len, intra_streams)):
-                mode, streams, y_hat = INTER, inter_streams, inter_hat
+                mode, streams, y_hat, z_sym = inter_mode, inter_streams, inter_hat, inter_z
         size = writer.add(mode, streams, keyframe=key)
         if key:
             ctx.clear()
         if gop > 1:  # all-intra needs no temporal context
-            ctx.push(y_hat)
+            ctx.push(y_hat, z_sym)
         stats.frames += 1
         stats.intra += mode == INTRA
         stats.frame_bytes.append(size)
@@ -321,24 +387,32 @@ class VideoDecoder:
 
     def _frame(self, ctx: _Context, frame: Frame, shape) -> torch.Tensor:
         try:
-            side_inter = self.model.tf64.config.side
-            want = 2 if frame.mode == INTRA or side_inter else 1
+            cfg = self.model.tf64.config
+            want = 2 if frame.mode != INTER or cfg.side else 1
             if len(frame.streams) != want:
-                raise FormatError(f"{len(frame.streams)} streams in an {'intra' if frame.mode == INTRA else 'inter'} "
-                                  f"frame, expected {want}")
-            side = _side(self.model, None, frame.streams[0], shape) if want == 2 else None
+                raise FormatError(f"{len(frame.streams)} streams in a frame of mode {frame.mode}, expected {want}")
+            if frame.mode != INTRA and not ctx.latents:
+                raise FormatError("inter-coded with no frame before it")
+            z_sym, side = None, None
+            if frame.mode == INTER_TZ:
+                if not cfg.zprior:
+                    raise FormatError(f"mode 2 (temporal side information) but model {self.model.model_id!r} "
+                                      "has no temporal prior")
+                z_sym = _z_decode_temporal(ctx, frame.streams[0])
+            elif want == 2:
+                z_sym = _z_decode(self.model, frame.streams[0], shape)
+            if z_sym is not None:
+                side = _side(self.model, z_sym, frame.streams[0])
             if frame.mode == INTRA:
                 _, y_hat = _intra(self.model, self.rate, frame.streams[1], side)
                 if frame.number % self.video.gop == 0:
                     ctx.clear()
             else:
-                if not ctx.latents:
-                    raise FormatError("inter-coded with no frame before it")
                 _, y_hat = _inter(ctx, None, frame.streams[-1], shape, side)
         except FormatError as exc:
             raise FormatError(f"frame {frame.number} (offset {frame.offset}) is damaged: {exc}") from None
         if self.video.gop > 1:
-            ctx.push(y_hat)
+            ctx.push(y_hat, z_sym)
         return y_hat
 
 

@@ -63,6 +63,7 @@ class VideoTrainConfig(run.LoopConfig):
     warmup_steps: int = 150
     max_steps: int = 1_000_000
     val_every: int = 200
+    init: str = ""  # a shipped VCT model id whose transformer starts the run (its new parts start fresh)
 
 
 # --- sequences --------------------------------------------------------------------------------
@@ -79,20 +80,56 @@ def _halve(frame: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(frame).resize((w // 2, h // 2), Image.BICUBIC))
 
 
+def _clip_info(path: Path) -> tuple[int, int, int]:
+    """(frames, height, width) of a clip; PyAV, or OpenCV where PyAV is missing (the GPU machines)."""
+    try:
+        import av
+    except ImportError:
+        import cv2
+
+        cap = cv2.VideoCapture(str(path))
+        try:
+            return (int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+                    int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)))
+        finally:
+            cap.release()
+    with av.open(str(path)) as box:
+        s = box.streams.video[0]
+        frames, h, w = s.frames or 0, s.codec_context.height, s.codec_context.width
+        if not frames and box.duration and s.average_rate:  # Matroska / AVI: no count, estimate
+            frames = int(box.duration / 1e6 * float(s.average_rate))
+    return frames, h, w
+
+
+def _clip_frames(path: Path):
+    """The clip's frames, (H, W, 3) uint8 RGB, in order (PyAV, or OpenCV as `_clip_info`)."""
+    try:
+        import av
+    except ImportError:
+        import cv2
+
+        cap = cv2.VideoCapture(str(path))
+        try:
+            while True:
+                ok, bgr = cap.read()
+                if not ok:
+                    return
+                yield np.ascontiguousarray(bgr[:, :, ::-1])
+        finally:
+            cap.release()
+    with av.open(str(path)) as box:
+        for frame in box.decode(video=0):
+            yield frame.to_ndarray(format="rgb24")
+
+
 def video_sequences(folder: Path, crop: int, count: int, first: int, last: int | None,
                     rng: np.random.Generator, log=print) -> list[np.ndarray]:
     """`count` sequences (3, crop, crop, 3) uint8 from the clips' frames first..last-1 (None: to the
     end), spread over the clips in proportion to their usable frames. Streams each clip once."""
-    import av
-
     clips = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
     usable = []
     for path in clips:
-        with av.open(str(path)) as box:
-            s = box.streams.video[0]
-            frames, h, w = s.frames or 0, s.codec_context.height, s.codec_context.width
-            if not frames and box.duration and s.average_rate:  # Matroska / AVI: no count, estimate
-                frames = int(box.duration / 1e6 * float(s.average_rate))
+        frames, h, w = _clip_info(path)
         stop = frames if last is None else min(frames, last)
         if min(h, w) >= crop and stop - first >= 5:
             usable.append((path, stop))
@@ -102,22 +139,21 @@ def video_sequences(folder: Path, crop: int, count: int, first: int, last: int |
         want = max(1, round(count * (stop - first) / total)) if total else 0
         starts = set(rng.choice(np.arange(first, stop - 4), size=min(want, stop - 4 - first), replace=False).tolist())
         ring: list[np.ndarray] = []
-        with av.open(str(path)) as box:
-            for i, frame in enumerate(box.decode(video=0)):
-                if i >= stop:
-                    break
-                if i < first:
-                    continue
-                ring = (ring + [frame.to_ndarray(format="rgb24")])[-5:]
-                t0 = i - 4
-                if t0 in starts and len(ring) == 5:
-                    gap = int(rng.integers(1, 3))
-                    seq = [ring[0], ring[gap], ring[2 * gap]]
-                    if min(seq[0].shape[:2]) >= 2 * crop and rng.random() < 0.5:
-                        seq = [_halve(f) for f in seq]
-                    h, w = seq[0].shape[:2]
-                    r, c = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
-                    out.append(np.stack([_crop_at(f, r, c, crop) for f in seq]))
+        for i, frame in enumerate(_clip_frames(path)):
+            if i >= stop:
+                break
+            if i < first:
+                continue
+            ring = (ring + [frame])[-5:]
+            t0 = i - 4
+            if t0 in starts and len(ring) == 5:
+                gap = int(rng.integers(1, 3))
+                seq = [ring[0], ring[gap], ring[2 * gap]]
+                if min(seq[0].shape[:2]) >= 2 * crop and rng.random() < 0.5:
+                    seq = [_halve(f) for f in seq]
+                h, w = seq[0].shape[:2]
+                r, c = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
+                out.append(np.stack([_crop_at(f, r, c, crop) for f in seq]))
         log(f"{path.name}: {len(out)} sequences so far")
     return out
 
@@ -157,14 +193,24 @@ def photo_sequences(paths: list[Path], crop: int, count: int, rng: np.random.Gen
     return out
 
 
+def _module_on(ae, device: torch.device | None):
+    """The autoencoder's module on `device` (a copy; the loaded model stays on the CPU)."""
+    if device is None or torch.device(device).type == "cpu":
+        return ae.module
+    import copy
+
+    return copy.deepcopy(ae.module).to(device)
+
+
 @torch.no_grad()
-def latents_of(ae, sequences: list[np.ndarray], batch: int = 8) -> torch.Tensor:
+def latents_of(ae, sequences: list[np.ndarray], batch: int = 8, device=None) -> torch.Tensor:
     """(N, 3, crop, crop, 3) uint8 sequences -> y (N, 3, C, crop/16, crop/16) float16."""
     out = []
+    module = _module_on(ae, device)
     flat = np.concatenate([s for s in sequences]) if sequences else np.zeros((0,))
     for i in range(0, len(flat), batch * 3):
         x = torch.from_numpy(flat[i : i + batch * 3]).permute(0, 3, 1, 2).float().div_(255.0)
-        out.append(ae.module.g_a(x).half())
+        out.append(module.g_a(x.to(device or "cpu")).half().cpu())
     y = torch.cat(out)
     return y.view(-1, 3, *y.shape[1:])
 
@@ -192,6 +238,7 @@ def rate_loss(tf: VCT, seq: torch.Tensor, log_step: torch.Tensor, side: torch.Te
     at quantisation steps 2^log_step (N,); side (N, 2, C, h, w): frame t's hyperprior mean and scale
     (models with config.side). The side information's own bits are not counted here."""
     n, _, c, h, w = seq.shape
+    log_step = log_step.to(seq.device)
     step = (2.0 ** log_step).view(n, 1, 1, 1, 1).to(seq.dtype)
     # what the decoder holds (up to the coding's mean shift): rounded latents, for the previous frames
     # and the already-decoded tokens of the block; exact zeros where a channel is unused, as in coding
@@ -210,41 +257,78 @@ def rate_loss(tf: VCT, seq: torch.Tensor, log_step: torch.Tensor, side: torch.Te
     return bits / (h * w * LATENT_STRIDE**2)
 
 
+def z_rate(tf: VCT, z: torch.Tensor) -> torch.Tensor:
+    """Bits per pixel (N,) of frame t's z symbols under the temporal prior given frames t-1 and t-2,
+    z (N, 3, Nz, h/4, w/4) integer-valued (the residual z_t - z_{t-1} is what mode 2 codes; the
+    encoder's per-frame gain is left out: gain 0)."""
+    n, _, _, h, w = z.shape
+    scale = tf.zprior(z[:, 1], z[:, 0])
+    lik = gaussian_likelihood(z[:, 2] - z[:, 1], scale)
+    return -torch.log2(lik.clamp_min(1e-9)).sum((1, 2, 3)) / (h * w * (4 * LATENT_STRIDE) ** 2)
+
+
 @torch.no_grad()
-def validate(tf: VCT, val: torch.Tensor, val_side: torch.Tensor | None = None, z_bpp: float = 0.0) -> list[float]:
-    """Mean bpp of the validation sequences at each of VAL_LOG_STEPS, the side
-    information's `z_bpp` included for models that use it."""
+def validate(tf: VCT, val: torch.Tensor, val_side: torch.Tensor | None = None, z_bpp: float = 0.0,
+             val_z: torch.Tensor | None = None, val_z_fact: torch.Tensor | None = None) -> list[float]:
+    """Mean bpp of the validation sequences at each of VAL_LOG_STEPS, the side information included
+    for models that use it (`z_bpp`: the factorized prior's mean; with a temporal prior, per sequence
+    the shorter of it and the factorized `val_z_fact`, as the encoder picks), then the temporal
+    prior's mean z bpp (models with one)."""
     tf.eval()
+    side_bpp: torch.Tensor | float = z_bpp if val_side is not None else 0.0
+    z_temporal = None
+    if tf.config.zprior and val_z is not None:
+        z_temporal = torch.cat([z_rate(tf, val_z[i : i + 64].float()) for i in range(0, len(val_z), 64)])
+        side_bpp = torch.minimum(z_temporal, val_z_fact.to(z_temporal))
     out = []
     for ls in VAL_LOG_STEPS:
         bpp = torch.cat([rate_loss(tf, val[i : i + 32].float(), torch.full((len(val[i : i + 32]),), ls),
                                    None if val_side is None else val_side[i : i + 32].float())
                          for i in range(0, len(val), 32)])
-        out.append(float(bpp.mean()) + (z_bpp if val_side is not None else 0.0))
+        out.append(float((bpp + side_bpp).mean()))
+    if z_temporal is not None:
+        out.append(float(z_temporal.mean()))
     tf.train()
     return out
 
 
 @torch.no_grad()
-def side_of(ae, y: torch.Tensor, batch: int = 64) -> tuple[torch.Tensor, float]:
+def side_of(ae, y: torch.Tensor, batch: int = 64, device=None) -> tuple[torch.Tensor, float]:
     """The hyperprior's (mean, scale) of latents y (N, C, h, w) -> (N, 2, C, h, w) float16, and the
     mean bits per pixel of their z (likelihood of the rounded z: what an inter frame's side costs)."""
-    module = ae.module
+    module = _module_on(ae, device)
     med = module.z_density.medians.view(1, -1, 1, 1)
     out, z_bits = [], 0.0
     for i in range(0, len(y), batch):
-        yb = y[i : i + batch].float()
+        yb = y[i : i + batch].float().to(med.device)
         z_hat = torch.round(module.h_a(yb) - med) + med
         mean, scale = module.entropy_parameters(z_hat)
-        out.append(torch.stack([mean, scale], 1).half())
+        out.append(torch.stack([mean, scale], 1).half().cpu())
         z_bits += float(-torch.log2(module.z_density.likelihood(z_hat).clamp_min(1e-9)).sum())
     return torch.cat(out), z_bits / (len(y) * y.shape[2] * y.shape[3] * LATENT_STRIDE**2)
+
+
+@torch.no_grad()
+def z_symbols(ae, y: torch.Tensor, batch: int = 64, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """z symbols of every frame of sequences y (N, 3, C, h, w) -> (N, 3, Nz, h/4, w/4) int16, and the
+    factorized prior's bpp of each sequence's last frame (N,) (mode 1's price of the side information)."""
+    module = _module_on(ae, device)
+    med = module.z_density.medians.view(1, -1, 1, 1)
+    out, bits = [], []
+    for i in range(0, len(y), batch):
+        yb = y[i : i + batch].float().to(med.device)
+        n = len(yb)
+        z = torch.round(module.h_a(yb.flatten(0, 1)) - med)
+        out.append(z.clamp(-32768, 32767).to(torch.int16).view(n, 3, *z.shape[1:]).cpu())
+        last = z.view(n, 3, *z.shape[1:])[:, 2] + med
+        bits.append(-torch.log2(module.z_density.likelihood(last).clamp_min(1e-9)).sum((1, 2, 3)).cpu())
+    return torch.cat(out), torch.cat(bits) / (y.shape[3] * y.shape[4] * LATENT_STRIDE**2)
 
 
 # --- the loop ---------------------------------------------------------------------------------
 
 
-def _data(cfg: VideoTrainConfig, ae, run_dir: Path, log) -> dict:
+def _data(cfg: VideoTrainConfig, ae, run_dir: Path, log, device=None) -> dict:
     from codec.train.data import list_images
 
     key = json.dumps({"ae": ae.sha256, "crop": cfg.crop, "video": cfg.video_samples, "photo": cfg.photo_samples,
@@ -267,13 +351,26 @@ def _data(cfg: VideoTrainConfig, ae, run_dir: Path, log) -> dict:
     val_seqs = val_vids + val_photos
     saved = {
         "key": key,
-        "train": latents_of(ae, vids + photos),
-        "val": latents_of(ae, val_seqs),
+        "train": latents_of(ae, vids + photos, device=device),
+        "val": latents_of(ae, val_seqs, device=device),
         "val_intra": intra_bpp(ae, [s[2] for s in val_seqs], VAL_LOG_STEPS),
     }
     torch.save(saved, cache)
     log(f"latents ready ({time.monotonic() - t0:.0f} s)")
     return saved
+
+
+def _init_from(tf: VCT, model_id: str, ae, log) -> None:
+    """Copies the parameters of shipped VCT model `model_id` that `tf` shares (same names and shapes)."""
+    from codec.weights import load_model
+
+    src = load_model(model_id)
+    if getattr(src, "hp", None) is None or src.hp.sha256 != ae.sha256:
+        raise ValueError(f"--init {model_id!r} is not a VCT model on the same autoencoder")
+    own = tf.state_dict()
+    shared = {k: v for k, v in src.tf.state_dict().items() if k in own and own[k].shape == v.shape}
+    tf.load_state_dict(shared, strict=False)
+    log(f"initialised {len(shared)} of {len(own)} tensors from {model_id}")
 
 
 def train_video(cfg: VideoTrainConfig, resume: bool = True, log=print, on_step=None) -> Path:
@@ -289,17 +386,27 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, log=print, on_step=N
     torch.manual_seed(cfg.seed)
     ae = load_model(cfg.ae)
     device = torch.device(cfg.device)
-    tf_cfg = VCTConfig.preset(cfg.config, ae.module.config.M)
-    tf = VCT(tf_cfg).to(device)
+    tf_cfg = VCTConfig.preset(cfg.config, ae.module.config.M, ae.module.config.N)
+    tf = VCT(tf_cfg)
+    if cfg.init and not (resume and ckpt_path.exists()):
+        _init_from(tf, cfg.init, ae, log)
+    tf = tf.to(device)
     opt = torch.optim.Adam(tf.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     step, elapsed = run.resume(ckpt_path, tf, opt, gen, log) if resume else (0, 0.0)
-    data = _data(cfg, ae, run_dir, log)
+    data = _data(cfg, ae, run_dir, log, device)
     if tf_cfg.side and "train_side" not in data:
-        data["train_side"], _ = side_of(ae, data["train"][:, 2])
-        data["val_side"], data["val_z_bpp"] = side_of(ae, data["val"][:, 2])
+        data["train_side"], _ = side_of(ae, data["train"][:, 2], device=device)
+        data["val_side"], data["val_z_bpp"] = side_of(ae, data["val"][:, 2], device=device)
+        torch.save(data, run_dir / "latents.pt")
+    if tf_cfg.zprior and "train_z" not in data:
+        data["train_z"], _ = z_symbols(ae, data["train"], device=device)
+        data["val_z"], data["val_z_fact"] = z_symbols(ae, data["val"], device=device)
         torch.save(data, run_dir / "latents.pt")
     train, val = data["train"], data["val"].to(device)
+    train_z = data["train_z"] if tf_cfg.zprior else None
+    val_z = data["val_z"].to(device) if tf_cfg.zprior else None
+    val_z_fact = data["val_z_fact"].to(device) if tf_cfg.zprior else None
     train_side = data["train_side"] if tf_cfg.side else None
     val_side = data["val_side"].to(device) if tf_cfg.side else None
     z_bpp = data.get("val_z_bpp", 0.0)
@@ -315,16 +422,22 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, log=print, on_step=N
         idx = torch.randint(len(train), (cfg.batch,), generator=gen)
         seq = train[idx].float()
         side = train_side[idx].float() if train_side is not None else None
+        z = train_z[idx].float() if train_z is not None else None
         if torch.rand((), generator=gen) < 0.5:  # mirror (the side information was computed unmirrored)
             seq = seq.flip(-1)
             side = side.flip(-1) if side is not None else None
+            z = z.flip(-1) if z is not None else None
         log_step = cfg.min_log_step + (cfg.max_log_step - cfg.min_log_step) * torch.rand(cfg.batch, generator=gen)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            return rate_loss(tf, seq.to(device), log_step.to(device), side.to(device) if side is not None else None).mean()
+            bpp = rate_loss(tf, seq.to(device), log_step.to(device), side.to(device) if side is not None else None)
+            if z is not None:
+                bpp = bpp + z_rate(tf, z.to(device))
+            return bpp.mean()
 
-    run.fit(cfg, tf, opt, step, elapsed, loss=loss, save=save, validate=lambda: validate(tf, val, val_side, z_bpp),
-            log_path=run_dir / "log.csv", val_columns=[f"val_bpp_{ls:g}" for ls in VAL_LOG_STEPS], log=log,
-            on_step=on_step)
+    columns = [f"val_bpp_{ls:g}" for ls in VAL_LOG_STEPS] + (["val_z_bpp_temporal"] if tf_cfg.zprior else [])
+    run.fit(cfg, tf, opt, step, elapsed, loss=loss, save=save,
+            validate=lambda: validate(tf, val, val_side, z_bpp, val_z, val_z_fact),
+            log_path=run_dir / "log.csv", val_columns=columns, log=log, on_step=on_step)
     return ckpt_path
 
 
