@@ -24,9 +24,10 @@ from codec import coder
 from codec.container import YSTR, ZSTR, Container, Header, Limits, read_container, write_container
 from codec.entropy.gaussian import snap_means, snap_scales
 from codec.errors import FormatError, ModelError, UnsupportedError
-from codec.io import crop, pad_to_multiple, read_image
+from codec.io import pad_to_multiple, read_image
 from codec.models.hyperprior import STRIDE
 from codec.pipeline.rate import Rate, rate_for, rate_from_field
+from codec.pipeline.tiles import analyse_tiled, synthesize
 from codec.weights import LoadedM2T, LoadedModel
 from codec.weights import load_model as _load_shipped
 
@@ -78,7 +79,7 @@ def scale_indexes(model: LoadedModel, scale: torch.Tensor, rate: Rate) -> np.nda
 class Analysis:
     """Everything the encoder computes before it knows the rate (reused by rate searches)."""
 
-    x: torch.Tensor  # (1, 3, Hp, Wp) float32 in [0, 1], padded input (for encoder-side refinement)
+    padded: np.ndarray  # (Hp, Wp, 3) uint8, the padded input (for encoder-side refinement)
     y: torch.Tensor  # (1, M, H/16, W/16) float32
     z_sym: np.ndarray  # (N, H/64, W/64) int32
     mean_q: torch.Tensor  # (1, M, H/16, W/16) float32, snapped
@@ -90,21 +91,25 @@ class Analysis:
     z_stream: bytes
     seconds: float
 
+    @property
+    def x(self) -> torch.Tensor:
+        """(1, 3, Hp, Wp) float32 in [0, 1]."""
+        return torch.from_numpy(np.ascontiguousarray(self.padded)).permute(2, 0, 1)[None].float().div_(255.0)
+
 
 @torch.no_grad()
 def analyse(model: LoadedModel, pixels: np.ndarray) -> Analysis:
     t0 = time.perf_counter()
     height, width = pixels.shape[:2]
     padded, (pad_bottom, pad_right) = pad_to_multiple(pixels, STRIDE)
-    x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float().div_(255.0)
     module = model.module
-    y = module.g_a(x)
+    y = analyse_tiled(module.g_a, padded)
     z = module.h_a(y)
     med = module.z_density.quantiles[:, 0, 1].view(1, -1, 1, 1)
     z_sym = torch.round(z - med)[0].to(torch.int32).numpy()
     mean_q, scale = entropy_parameters(model, z_sym)
     z_stream = coder.encode_categorical(z_sym.reshape(z_sym.shape[0], -1), model.z_pmf.numpy(), model.z_offsets.numpy())
-    return Analysis(x, y, z_sym, mean_q, scale, height, width, pad_bottom, pad_right, z_stream, time.perf_counter() - t0)
+    return Analysis(padded, y, z_sym, mean_q, scale, height, width, pad_bottom, pad_right, z_stream, time.perf_counter() - t0)
 
 
 @torch.no_grad()
@@ -205,9 +210,7 @@ def decompress(data: bytes | Container, model: str | LoadedModel | LoadedM2T | N
     mean_q, scale = entropy_parameters(model, z_sym)
     y_sym = coder.decode_gaussian(container.get(YSTR), scale_indexes(model, scale, rate), model.scale_table.numpy())
     y_hat = torch.from_numpy(y_sym.astype(np.float32))[None] * rate.dec_mult.float().view(1, -1, 1, 1) + mean_q
-    x_hat = module.g_s(y_hat)
-    pixels = x_hat[0].clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(1, 2, 0).numpy()
-    pixels = crop(pixels, header.height, header.width)
+    pixels = synthesize(module.g_s, y_hat, header.height, header.width)
     return Decoded(pixels, header, z_sym, y_sym, time.perf_counter() - t0)
 
 

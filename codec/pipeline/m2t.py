@@ -26,10 +26,11 @@ from codec import coder
 from codec.container import YSTR, ZSTR, Container, Header, write_container
 from codec.entropy.gaussian import snap_means, snap_scales
 from codec.errors import FormatError
-from codec.io import crop, pad_to_multiple
+from codec.io import pad_to_multiple
 from codec.models.hyperprior import STRIDE
 from codec.models.m2t import StepDecoder, schedule
 from codec.pipeline.rate import Rate
+from codec.pipeline.tiles import analyse_tiled, synthesize
 from codec.weights import LoadedM2T
 
 _U32 = struct.Struct("<I")
@@ -152,9 +153,8 @@ def analyse(model: LoadedM2T, pixels: np.ndarray) -> Analysis:
         a = analyse_hyperprior(model.hp, pixels)
         return Analysis(a.y[0], (a.mean_q[0].double(), a.scale[0]), a.z_stream, height, width, a.pad_bottom, a.pad_right)
     padded, (pad_bottom, pad_right) = pad_to_multiple(pixels, STRIDE)
-    x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float().div_(255.0)
     with torch.no_grad():
-        y = model.module.g_a(x)[0]
+        y = analyse_tiled(model.module.g_a, padded)[0]
     return Analysis(y, None, None, height, width, pad_bottom, pad_right)
 
 
@@ -188,7 +188,4 @@ def decode(model: LoadedM2T, container: Container, rate: Rate, cache: bool = Tru
         container.require(YSTR)
     streams = unpack_streams(container.get(YSTR), len(schedule(cfg.patch, cfg.steps, cfg.alpha).bounds) - 1)
     y_sym, y_hat, _ = _run_steps(model, rate, hp // LATENT_STRIDE, wp // LATENT_STRIDE, None, streams, side, cache)
-    with torch.no_grad():
-        x_hat = model.module.g_s(y_hat.float()[None])
-    pixels = x_hat[0].clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(1, 2, 0).numpy()
-    return crop(pixels, header.height, header.width), y_sym
+    return synthesize(model.module.g_s, y_hat.float()[None], header.height, header.width), y_sym

@@ -36,11 +36,12 @@ from codec.container.chunks import KIND_VIDEO
 from codec.container.video import INTER, INTER_TZ, INTRA, Frame, VideoHeader, VideoReader, VideoWriter
 from codec.entropy.gaussian import snap_means, snap_scales
 from codec.errors import FormatError, ModelError, UnsupportedError
-from codec.io import crop, pad_to_multiple
+from codec.io import pad_to_multiple
 from codec.models.hyperprior import STRIDE
 from codec.models.vct import StepDecoder, blocks_of, unblock, windows_of
 from codec.pipeline.image import entropy_parameters, scale_indexes
 from codec.pipeline.rate import Rate, rate_for, rate_from_field
+from codec.pipeline.tiles import synthesize
 from codec.weights import LoadedVCT
 
 __all__ = ["VideoStats", "compress_video", "VideoDecoder", "encode_video", "decode_video", "load_video_model"]
@@ -370,10 +371,7 @@ class VideoDecoder:
             count += 1
             if number >= start:
                 self.latent = y_hat
-                with torch.no_grad():
-                    x_hat = self.model.module.g_s(y_hat.float()[None])
-                pixels = x_hat[0].clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(1, 2, 0).numpy()
-                yield number, crop(pixels, h.height, h.width)
+                yield number, synthesize(self.model.module.g_s, y_hat.float()[None], h.height, h.width)
         if stop is None:
             try:
                 index = self.reader.index()
