@@ -196,6 +196,8 @@ class FrameIndex:
         if len(data) != 12 + n * _GOP.size or n > frames:
             raise FormatError(f"corrupt frame index (FIDX): {n} GOPs in {len(data)} bytes for {frames} frames")
         gops = tuple(_GOP.unpack_from(data, 8 + i * _GOP.size) for i in range(n))
+        if frames and not gops:  # frame 0 is always a keyframe
+            raise FormatError(f"corrupt frame index (FIDX): no GOP for {frames} frames")
         if any(b[0] <= a[0] or b[1] <= a[1] for a, b in zip(gops, gops[1:])) or (gops and gops[0][0] != 0):
             raise FormatError("corrupt frame index (FIDX): GOPs out of order")
         if gops and gops[-1][0] >= frames:
@@ -323,10 +325,11 @@ class VideoReader:
         pos = self.first_frame_offset if offset is None else offset
         expected = first_number
         while True:
-            if expected > self.limits.max_frames:
-                raise limit_error("the frame count", expected, self.limits.max_frames, "max_frames", MAX_FRAMES_FLAG)
             (ctype, data), nxt = self._chunk(pos, f"frame {expected}")
             if ctype == FRAM:
+                if expected >= self.limits.max_frames:  # frame number `expected` is frame expected + 1
+                    raise limit_error("the frame count", expected + 1, self.limits.max_frames, "max_frames",
+                                      MAX_FRAMES_FLAG)
                 frame = Frame.unpack(data, pos, nxt - pos, self.min_reader_version)
                 if frame.number != expected:
                     raise FormatError(f"corrupt bitstream: frame {expected} expected at offset {pos}, "

@@ -28,7 +28,7 @@ from codec.io import pad_to_multiple, read_image
 from codec.models.hyperprior import STRIDE
 from codec.pipeline.rate import Rate, rate_for, rate_from_field
 from codec.pipeline.tiles import analyse_tiled, synthesize
-from codec.weights import LoadedM2T, LoadedModel
+from codec.weights import LoadedM2T, LoadedModel, LoadedVCT
 from codec.weights import load_model as _load_shipped
 
 __all__ = ["Encoded", "Decoded", "compress", "decompress", "encode_image", "decode_image", "load_model"]
@@ -188,7 +188,11 @@ def decompress(data: bytes | Container, model: str | LoadedModel | LoadedM2T | N
         if model.model_id != header.model_id:
             raise ModelError(f"bitstream needs model {header.model_id!r}, got {model.model_id!r}")
     else:
-        model = _load_shipped(model or header.model_id)
+        if not isinstance(model, LoadedVCT):
+            model = _load_shipped(model or header.model_id)
+        if isinstance(model, LoadedVCT):  # a damaged header can name one, with its weights hash
+            raise ModelError(f"an image bitstream needs an image model; {model.model_id!r} is a video model "
+                             f"(the header names {header.model_id!r})")
     if model.sha256_prefix != header.weights_sha256_prefix:
         raise ModelError(
             f"bitstream was made with weights {header.weights_sha256_prefix.hex()} of {header.model_id!r}; "

@@ -354,12 +354,13 @@ class VideoDecoder:
                 raise UnsupportedError(f"the video has {index.frames} frames; --frames starts at {start}")
             first, offset = max((g for g in index.gops if g[0] <= start), key=lambda g: g[0])
         ctx = _Context(self.model, self.rate, _log_step(self.rate))
-        count = 0
+        count, exhausted = 0, False
         frames = self.reader.frames(offset, first)
         while stop is None or first + count < stop:
             try:
                 frame = next(frames, None)
                 if frame is None:
+                    exhausted = True
                     break
                 y_hat = self._frame(ctx, frame, shape)
             except FormatError as exc:
@@ -372,7 +373,7 @@ class VideoDecoder:
             if number >= start:
                 self.latent = y_hat
                 yield number, synthesize(self.model.module.g_s, y_hat.float()[None], h.height, h.width)
-        if stop is None:
+        if exhausted:  # the frames ran out before `stop`: the index must agree (a bad GOP offset ends them early)
             try:
                 index = self.reader.index()
                 if index.frames != first + count:
