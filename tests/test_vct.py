@@ -484,3 +484,30 @@ def test_malformed_compact_frame_payloads_are_format_errors(payload):
 
     with pytest.raises(FormatError):
         Frame.unpack(payload, 0, 0, 3)
+
+
+@pytest.mark.parametrize("where", ["header", "frames"])
+@pytest.mark.parametrize("chunk", ["HEAD", "VHDR"])
+def test_a_repeated_head_or_vhdr_chunk_is_corrupt(chunk, where):
+    from codec.container.format import HEAD, VHDR
+    from codec.container.framing import frame_chunk
+    from codec.container.video import VideoReader
+    from codec.errors import FormatError
+
+    data, _ = _encode(tiny_codec(side=False), moving_frames(2), gop=8)
+    r = VideoReader(io.BytesIO(data))
+    first = next(iter(r.frames()))
+    # the payload of the first HEAD / VHDR, copied
+    pos = 16
+    chunks = {}
+    while pos < first.offset:
+        length = int.from_bytes(data[pos : pos + 4], "little")
+        chunks[data[pos + 4 : pos + 8]] = data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+    ctype = HEAD if chunk == "HEAD" else VHDR
+    extra = frame_chunk(ctype, chunks[ctype])
+    at = first.offset if where == "header" else first.offset + first.size
+    bad = data[:at] + extra + data[at:]
+    with pytest.raises(FormatError, match="second|among the frames"):
+        r = VideoReader(io.BytesIO(bad))
+        list(r.frames())

@@ -285,6 +285,8 @@ class VideoReader:
             (ctype, data), nxt = self._chunk(pos, "the video header")
             if ctype in (FRAM, FIDX, END):
                 break
+            if ctype == HEAD or (ctype == VHDR and self.video is not None):
+                raise FormatError(f"corrupt bitstream: a second {type_name(ctype)} chunk at offset {pos}")
             if ctype == VHDR:
                 self.video = VideoHeader.unpack(data)
             elif ctype == META:
@@ -341,6 +343,8 @@ class VideoReader:
                 expected += 1
             elif ctype in (FIDX, END):
                 return
+            elif ctype in (HEAD, VHDR):
+                raise FormatError(f"corrupt bitstream: a {type_name(ctype)} chunk among the frames at offset {pos}")
             elif is_critical(ctype):
                 raise UnsupportedError(f"unknown critical chunk {type_name(ctype)} at offset {pos}")
             pos = nxt
