@@ -1,7 +1,8 @@
 """The `codec` application: command registration and the single error boundary.
 
 Exit codes: 0 ok, 1 internal error, 2 usage, 3 corrupt or truncated input, 4 unsupported input,
-5 model or weights problem, 130 interrupted. Tracebacks only with CODEC_DEBUG=1.
+5 model or weights problem, 6 `eval --check` failed, 7 output not written (disk full, ...),
+130 interrupted. Tracebacks only with CODEC_DEBUG=1.
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ def encode(
 
     def one(src: str, dst: str) -> dict:
         refuse_existing(dst, force)
-        image = read_image(read_stdin_bytes(MAX_INPUT_BYTES) if src == STDIO else src, max_pixels=max_pixels)
+        image = read_image(read_stdin_bytes(MAX_INPUT_BYTES, flag=None) if src == STDIO else src, max_pixels=max_pixels)
         for note in image.warnings:
             out.warn(note)
         h, w = image.pixels.shape[:2]

@@ -14,6 +14,7 @@ def info(
     max_pixels: int = typer.Option(268_435_456, "--max-pixels", min=1),
     max_dimension: int = typer.Option(1 << 16, "--max-dimension", min=1),
     max_chunk_bytes: int = typer.Option(1 << 30, "--max-chunk-bytes", min=1),
+    max_frames: int = typer.Option(1 << 24, "--max-frames", min=1, help="Video: refuse bitstreams of more frames."),
 ) -> None:
     """Show a bitstream's header and chunks (checks every CRC; loads no model)."""
     from codec.container import Limits, describe, read_container
@@ -23,7 +24,8 @@ def info(
     from cli.video import is_video_bitstream, video_info
 
     if is_video_bitstream(path):
-        limits = Limits(max_pixels=max_pixels, max_dimension=max_dimension, max_chunk_bytes=max_chunk_bytes)
+        limits = Limits(max_pixels=max_pixels, max_dimension=max_dimension, max_chunk_bytes=max_chunk_bytes,
+                        max_frames=max_frames)
         d = video_info(path, limits)
         d["file"] = path
         d["crc_ok"] = True

@@ -9,6 +9,8 @@ import sys
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from codec.container.format import MAX_CHUNK_BYTES_FLAG
+
 
 class Output:
     """Human messages go to stderr; `--json` prints exactly one object on stdout at the end."""
@@ -35,8 +37,9 @@ class Output:
 
     def emit(self, obj: dict) -> None:
         """The single JSON object on stdout."""
-        sys.stdout.write(json.dumps(obj, indent=None, default=str) + "\n")
-        sys.stdout.flush()
+        with _writing_stdout():
+            sys.stdout.write(json.dumps(obj, indent=None, default=str) + "\n")
+            sys.stdout.flush()
 
     @contextlib.contextmanager
     def progress(self, total: int, what: str):
@@ -55,16 +58,34 @@ class Output:
             yield lambda name, n=1: bar.update(task, advance=n, name=name)
 
 
+@contextlib.contextmanager
+def _writing_stdout():
+    """Turns a failed write to stdout (say a full disk behind `> file`) into a one-line OutputError
+    (exit 7); a closed pipe stays a BrokenPipeError, which the error boundary handles."""
+    from codec.errors import OutputError
+
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"cannot write standard output: {exc.strerror or exc}") from None
+
+
 def write_stdout_bytes(data: bytes) -> None:
-    sys.stdout.flush()
-    sys.stdout.buffer.write(data)
-    sys.stdout.buffer.flush()
+    with _writing_stdout():
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
 
 
-def read_stdin_bytes(max_bytes: int) -> bytes:
+def read_stdin_bytes(max_bytes: int, flag: str | None = MAX_CHUNK_BYTES_FLAG) -> bytes:
+    """All of stdin, refused beyond `max_bytes`; the message names `flag`, the option that raises it."""
     from codec.errors import LimitError
+    from codec.io import read_at_most
 
-    data = sys.stdin.buffer.read(max_bytes + 1)
+    data = read_at_most(sys.stdin.buffer, max_bytes + 1)
     if len(data) > max_bytes:
-        raise LimitError(f"standard input is larger than {max_bytes} bytes; raise --max-chunk-bytes to allow it")
+        hint = f"; raise {flag} to allow it" if flag else ""
+        raise LimitError(f"standard input is larger than {max_bytes} bytes{hint}")
     return data

@@ -2,7 +2,8 @@
 
 Exit codes (README, "Exit codes"):
     0 ok, 1 internal error, 2 usage (bad arguments, missing input, existing output),
-    3 corrupt or truncated input, 4 unsupported input, 5 weights problem.
+    3 corrupt or truncated input, 4 unsupported input, 5 weights problem, 6 `codec eval --check`
+    failed, 7 output not written (disk full, file too large, read-only file system, I/O error).
 """
 
 from __future__ import annotations
@@ -48,3 +49,11 @@ class ModelError(CodecError):
 
 class WeightsError(ModelError):
     """A weights file that is missing, unreadable, or whose sha256 differs from the manifest."""
+
+
+class OutputError(CodecError):
+    """An output that could not be written for want of room or a working device: disk full, quota,
+    file too large, read-only file system, an I/O error. Nothing is left at the output path; the
+    same command may succeed once there is room, so it has its own exit code."""
+
+    exit_code = 7

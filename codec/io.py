@@ -21,6 +21,7 @@ import secrets
 import stat
 import struct
 import threading
+import time
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -30,7 +31,13 @@ from typing import BinaryIO, Iterator
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 
-from codec.errors import FormatError, InputError, LimitError, UnsupportedError, UsageError
+from codec.container.format import MAX_CHUNK_BYTES_FLAG, image_signature
+from codec.errors import FormatError, InputError, LimitError, OutputError, UnsupportedError, UsageError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks, so stale temporary files are left alone
+    fcntl = None
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -42,6 +49,7 @@ __all__ = [
     "crop",
     "encode_image_bytes",
     "pad_to_multiple",
+    "read_at_most",
     "read_bytes",
     "read_image",
     "write_image",
@@ -69,9 +77,13 @@ _NO_HARD_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOSYS,
 # Image.MAX_IMAGE_PIXELS is a Pillow global; read_image sets it for the duration of open + load.
 _PILLOW_LIMIT_LOCK = threading.Lock()
 
+TEMP_MARK = "codec-"
+"""Temporary files are `.<name>.codec-<8 hex digits>.tmp` beside the output: hidden, and recognisably
+ours. A SIGKILL (or power loss) leaves one behind; the next write of the same output removes it."""
 
-class OutputError(UsageError):
-    """An output that cannot be written: disk full, file too large, read-only file system (exit 2)."""
+STALE_TEMP_SECONDS = 10.0
+"""A temporary file that no process holds locked is removed only when it is at least this old, which
+covers the instant between its creation and its locking by a live writer."""
 
 
 @dataclass(frozen=True)
@@ -144,7 +156,8 @@ def read_bytes(source: str | Path, *, max_bytes: int) -> bytes:
     """Reads a whole file (a bitstream) after checking its size against `max_bytes`.
 
     The size is checked with stat() before reading; files whose size stat cannot tell (pipes,
-    /dev/stdin) are read up to `max_bytes` + 1 bytes and refused if that much arrives.
+    /dev/stdin) are read up to `max_bytes` + 1 bytes and refused if that much arrives. Memory
+    follows the bytes that arrive, never the limit (see `read_at_most`).
 
     Args:
         source: path of the file.
@@ -162,14 +175,35 @@ def read_bytes(source: str | Path, *, max_bytes: int) -> bytes:
     with _open_input(path, label) as fp:
         size = os.fstat(fp.fileno()).st_size
         if size > max_bytes:
-            raise LimitError(f"{label} is {size} bytes, over the limit of {max_bytes} bytes")
+            raise LimitError(f"{label} is {size} bytes, over the limit of {max_bytes} bytes; "
+                             f"if you trust it, raise it with {MAX_CHUNK_BYTES_FLAG}")
         try:
-            data = fp.read(max_bytes + 1)
+            data = read_at_most(fp, max_bytes + 1, expected=size)
         except OSError as exc:
             raise InputError(f"cannot read {label}: {_strerror(exc)}") from None
     if len(data) > max_bytes:
-        raise LimitError(f"{label} is over the limit of {max_bytes} bytes")
+        raise LimitError(f"{label} is over the limit of {max_bytes} bytes; "
+                         f"if you trust it, raise it with {MAX_CHUNK_BYTES_FLAG}")
     return data
+
+
+def read_at_most(fp: BinaryIO, limit: int, *, expected: int = 0) -> bytes:
+    """Reads `fp` to its end or to `limit` bytes, whichever comes first.
+
+    Python's read(n) allocates n bytes up front, so read(limit) would reserve the whole limit (a
+    gigabyte by default) for a file of a few kilobytes. This reads `expected` + 1 bytes first (all
+    of a regular file whose size stat told, in one piece), then 1 MiB pieces.
+    """
+    parts: list[bytes] = []
+    total, step = 0, expected + 1
+    while total < limit:
+        part = fp.read(min(step, limit - total))
+        if not part:
+            break
+        parts.append(part)
+        total += len(part)
+        step = 1 << 20
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 @contextlib.contextmanager
@@ -225,11 +259,11 @@ def _decode(fp: BinaryIO, label: str, max_pixels: int) -> ImageInput:
         try:
             im = Image.open(fp)
         except UnidentifiedImageError:
-            raise UnsupportedError(f"{label} is not an image Pillow can read") from None
+            raise _unreadable(fp, label) from None
         except Image.DecompressionBombError:
-            raise _limit_error(label, "larger than twice the limit", max_pixels) from None
+            raise _limit_error(label, f"more than {2 * max_pixels} pixels", max_pixels) from None
         except _DECODE_ERRORS as exc:
-            raise FormatError(f"{label}: corrupt image header ({_one_line(exc)})") from None
+            raise _unreadable(fp, label, exc) from None
         fmt = im.format or "unknown"
         width, height = im.size
         if width < 1 or height < 1:
@@ -239,7 +273,7 @@ def _decode(fp: BinaryIO, label: str, max_pixels: int) -> ImageInput:
         try:
             frames = int(getattr(im, "n_frames", 1))
         except Image.DecompressionBombError:
-            raise _limit_error(label, "a frame larger than twice the limit", max_pixels) from None
+            raise _limit_error(label, f"a frame of more than {2 * max_pixels} pixels", max_pixels) from None
         except _DECODE_ERRORS as exc:
             raise FormatError(f"{label}: truncated or corrupt {fmt} data ({_one_line(exc)})") from None
         if frames > 1:
@@ -254,13 +288,27 @@ def _decode(fp: BinaryIO, label: str, max_pixels: int) -> ImageInput:
         try:
             im.load()
         except Image.DecompressionBombError:
-            raise _limit_error(label, "a tile larger than twice the limit", max_pixels) from None
+            raise _limit_error(label, f"a tile of more than {2 * max_pixels} pixels", max_pixels) from None
         except _DECODE_ERRORS as exc:
             raise FormatError(f"{label}: truncated or corrupt {fmt} data ({_one_line(exc)})") from None
 
     im = _apply_orientation(im, label, notes)
     pixels = _to_rgb(im, label, notes)
     return ImageInput(pixels=pixels, source_format=fmt, warnings=tuple(notes))
+
+
+def _unreadable(fp: BinaryIO, label: str, exc: BaseException | None = None) -> Exception:
+    """The error for a file whose header Pillow cannot read (`exc`, or None when Pillow does not
+    recognise it at all): empty, cut or damaged inside the header of a known format, or not an image."""
+    fp.seek(0)
+    head = fp.read(32)
+    if not head:
+        return UnsupportedError(f"{label} is empty (0 bytes), not an image")
+    kind = image_signature(head)
+    if exc is None and kind is None:
+        return UnsupportedError(f"{label} is not an image Pillow can read")
+    detail = "" if exc is None else f" ({_one_line(exc)})"
+    return FormatError(f"{label}: truncated or corrupt {kind or 'image'} header{detail}")
 
 
 def _tile_rawmodes(im: Image.Image) -> list[str]:
@@ -390,11 +438,12 @@ def encode_image_bytes(pixels: np.ndarray, format: str = "PNG") -> bytes:
 def atomic_write(dest: str | Path, data: bytes, *, force: bool = False) -> int:
     """Writes `data` to `dest` so that readers see either the old file or the complete new one.
 
-    The bytes go to a temporary file in the same directory (`.<name>.<random>.tmp`), are flushed
-    and fsync'ed, then moved into place. Without `force` the move is `os.link` (which fails
-    atomically when `dest` appeared meanwhile) followed by removing the temporary name; where the
-    file system has no hard links it falls back to `os.replace` after a fresh existence check,
-    which leaves a short window in which a file created by someone else could be overwritten.
+    The bytes go to a temporary file in the same directory (`.<name>.codec-<random>.tmp`, see
+    `TEMP_MARK`), are flushed and fsync'ed, then moved into place. Without `force` the move is
+    `os.link` (which fails atomically when `dest` appeared meanwhile) followed by removing the
+    temporary name; where the file system has no hard links it falls back to `os.replace` after a
+    fresh existence check, which leaves a short window in which a file created by someone else
+    could be overwritten.
     With `force` the move is `os.replace`. On any failure the temporary file is removed.
 
     Args:
@@ -420,14 +469,14 @@ def atomic_file(dest: str | Path, *, force: bool = False) -> Iterator[BinaryIO]:
     """A binary file to stream into that appears at `dest` only complete, when the block ends
     without an exception (same guarantees and errors as `atomic_write`); on an exception, or a
     kill, nothing is left at `dest` and the temporary file is removed (a SIGKILL leaves only the
-    hidden `.<name>.<random>.tmp`)."""
+    hidden `.<name>.codec-<random>.tmp`, which the next write of `dest` removes)."""
     dest = Path(dest)
     _check_destination(dest, force)
     directory = dest.parent
-    tmp = _create_temp(directory, dest)
+    tmp, fd = _create_temp(directory, dest)
     try:
         try:
-            with open(tmp, "r+b") as fp:
+            with open(fd, "r+b", closefd=False) as fp:
                 yield fp
                 fp.flush()
                 os.fsync(fp.fileno())
@@ -441,6 +490,8 @@ def atomic_file(dest: str | Path, *, force: bool = False) -> Iterator[BinaryIO]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    finally:
+        os.close(fd)  # releases the lock, after the temporary name is gone
     _fsync_directory(directory)
 
 
@@ -455,20 +506,69 @@ def _check_destination(dest: Path, force: bool) -> None:
         raise InputError(f"{dest} exists; use --force to overwrite")
 
 
-def _create_temp(directory: Path, dest: Path) -> Path:
-    """Creates an empty, exclusive temporary file beside `dest` with the umask's permissions."""
+def _create_temp(directory: Path, dest: Path) -> tuple[Path, int]:
+    """Creates an empty, exclusive temporary file beside `dest` with the umask's permissions.
+
+    Returns its path and a read-write descriptor that holds an exclusive advisory lock on it: the
+    lock tells `_remove_stale_temps` in other runs that the file is in use, and the kernel drops it
+    when the writer dies, even by SIGKILL. Close the descriptor only once the name is gone.
+    """
+    _remove_stale_temps(directory, dest)
     for _ in range(100):
-        tmp = directory / f".{dest.name}.{secrets.token_hex(4)}.tmp"
+        tmp = directory / f".{dest.name}.{TEMP_MARK}{secrets.token_hex(4)}.tmp"
         try:
             # 0o666 & ~umask, like a plain open(); mkstemp would give 0o600 to the final file.
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         except FileExistsError:
             continue
         except OSError as exc:
             raise _write_error(dest, exc) from None
-        os.close(fd)
-        return tmp
+        _try_lock(fd)
+        return tmp, fd
     raise OutputError(f"cannot write {dest}: no free temporary name in {directory}")
+
+
+def _try_lock(fd: int) -> bool:
+    """Takes an exclusive advisory lock on `fd` without waiting; False if another process holds one
+    or the file system has no locks."""
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _remove_stale_temps(directory: Path, dest: Path) -> None:
+    """Removes the temporary files of `dest` that killed runs left behind.
+
+    A candidate is named `.<dest name>.codec-<8 hex>.tmp`, is a regular file, was last modified
+    `STALE_TEMP_SECONDS` ago or more, and no process holds its lock (a live writer holds it from
+    creation to rename). Anything else, and every failure, is left alone.
+    """
+    if fcntl is None:
+        return
+    pattern = re.compile(re.escape(f".{dest.name}.{TEMP_MARK}") + r"[0-9a-f]{8}\.tmp")
+    try:
+        names = [name for name in os.listdir(directory) if pattern.fullmatch(name)]
+    except OSError:
+        return
+    for name in names:
+        path = directory / name
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if (stat.S_ISREG(st.st_mode) and time.time() - st.st_mtime >= STALE_TEMP_SECONDS
+                    and _try_lock(fd) and os.stat(path, follow_symlinks=False).st_ino == st.st_ino):
+                os.unlink(path)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def _link_into_place(tmp: Path, dest: Path) -> None:

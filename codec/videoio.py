@@ -602,9 +602,9 @@ class _AvSink:
                  width: int, height: int, fps: Fraction, force: bool) -> None:
         self.dest, self.force, self.pix_fmt = dest, force, pix_fmt
         _check_destination(dest, force)  # fail before spending time on coding
-        self.tmp = _create_temp(dest.parent, dest)
+        self.tmp, self._lock_fd = _create_temp(dest.parent, dest)  # FFmpeg writes by name; we hold the lock
         # Removes the temporary file if the writer is dropped without close() or abort().
-        self._finalizer = weakref.finalize(self, _remove_quietly, self.tmp)
+        self._finalizer = weakref.finalize(self, _discard_temp, self.tmp, self._lock_fd)
         self.container: av.container.OutputContainer | None = None
         try:
             self.container = av.open(os.path.abspath(self.tmp), mode="w", format=muxer)
@@ -647,6 +647,7 @@ class _AvSink:
         except OSError as exc:
             raise _write_error(self.dest, exc) from None
         self._finalizer.detach()
+        os.close(self._lock_fd)
         _fsync_directory(self.dest.parent)
 
     def abort(self) -> None:
@@ -654,7 +655,7 @@ class _AvSink:
             with contextlib.suppress(*_AV_ERRORS):
                 self.container.close()
             self.container = None
-        self._finalizer()  # removes the temporary file, once
+        self._finalizer()  # removes the temporary file and drops its lock, once
 
     def _error(self, exc: BaseException) -> Exception:
         if isinstance(exc, OSError) and exc.errno is not None and 0 < exc.errno < 4096:
@@ -708,3 +709,9 @@ def _printf_matches(pattern: str) -> list[str]:
 def _remove_quietly(path: Path) -> None:
     with contextlib.suppress(OSError):
         os.unlink(path)
+
+
+def _discard_temp(path: Path, lock_fd: int) -> None:
+    """Removes a temporary file, then closes the descriptor that holds its lock."""
+    _remove_quietly(path)
+    os.close(lock_fd)

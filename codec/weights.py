@@ -73,8 +73,8 @@ def load_entry(entry: ModelEntry) -> LoadedModel:
     actual = hashlib.sha256(data).hexdigest()
     if actual != entry.sha256:
         raise WeightsError(
-            f"weights file {entry.file} does not match the manifest: sha256 {actual[:16]}..., expected "
-            f"{entry.sha256[:16]}... (re-fetch the file or re-export the model)"
+            f"weights file {entry.file} does not match the manifest: its sha256 is {actual}, the manifest "
+            f"expects {entry.sha256} (re-fetch the file or re-export the model)"
         )
     try:
         tensors = load_safetensors(data)

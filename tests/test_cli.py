@@ -182,7 +182,8 @@ def test_decode_into_a_directory_uses_the_input_name(tmp_path, photo_bin):
     assert Image.open(tmp_path / "out" / "photo.png").size == (64, 48)
 
 
-@pytest.mark.parametrize("size", [(1, 1), (65, 3)], ids=["1x1", "65x3"])
+@pytest.mark.parametrize("size", [(1, 1), (65, 3), (1, 700), (700, 1), (33, 17)],
+                         ids=["1x1", "65x3", "1x700", "700x1", "33x17"])
 def test_odd_sizes_come_back_at_their_own_size(tmp_path, size):
     width, height = size
     png = save_png(tmp_path / "odd.png", gradient(width, height, seed=2))
@@ -190,6 +191,118 @@ def test_odd_sizes_come_back_at_their_own_size(tmp_path, size):
     out = tmp_path / "odd_out.png"
     assert_ok(cli("decode", tmp_path / "odd.bin", "-o", out))
     assert Image.open(out).size == (width, height)
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs of every kind (docs/ROBUSTNESS.md, "Inputs"): coded as 8-bit RGB, or refused in one line
+# ----------------------------------------------------------------------------------------------
+
+
+def palette_image(transparent: int | None) -> Image.Image:
+    """A 40x24 palette image of two colours; index `transparent`, if given, is marked transparent."""
+    image = Image.fromarray((gradient(40, 24)[:, :, 0] > 127).astype(np.uint8), "P")
+    image.putpalette([200, 30, 30, 20, 40, 220] + [0] * 762)
+    if transparent is not None:
+        image.info["transparency"] = transparent
+    return image
+
+
+def with_alpha(pixels: np.ndarray, alpha: int) -> np.ndarray:
+    """`pixels` (H, W) or (H, W, C) with a constant alpha channel appended."""
+    return np.dstack([pixels, np.full(pixels.shape[:2], alpha, np.uint8)])
+
+
+def _exif_rotated_jpeg(path: Path) -> None:
+    image = Image.new("RGB", (64, 32), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 32, 32))  # left half red; orientation 6 turns it to the top
+    exif = image.getexif()
+    exif[0x0112] = 6
+    image.save(path, exif=exif.tobytes(), quality=95)
+
+
+# name -> (file name, writer, (width, height) coded, warning fragment or None)
+ACCEPTED_INPUTS = {
+    "16-bit-png": ("deep.png", lambda p: save_png(p, gradient(40, 24)[:, :, 1].astype(np.uint16) * 257), (40, 24),
+                   "16-bit"),
+    "palette": ("pal.png", lambda p: palette_image(None).save(p), (40, 24), None),
+    "palette-unused-transparency": ("palt.png", lambda p: palette_image(7).save(p), (40, 24), "alpha"),
+    "grayscale-L": ("gray.png", lambda p: save_png(p, gradient(40, 24)[:, :, 0], "L"), (40, 24), None),
+    "grayscale-LA-opaque": ("la.png", lambda p: save_png(p, with_alpha(gradient(40, 24)[:, :, 0], 255), "LA"),
+                            (40, 24), "alpha"),
+    "rgba-opaque": ("rgba.png", lambda p: save_png(p, with_alpha(gradient(40, 24), 255), "RGBA"), (40, 24), "alpha"),
+    "cmyk-jpeg": ("cmyk.jpg", lambda p: Image.fromarray(gradient(40, 24)).convert("CMYK").save(p, quality=95),
+                  (40, 24), None),
+    "exif-rotated-jpeg": ("rotated.jpg", _exif_rotated_jpeg, (32, 64), None),
+    "one-frame-gif": ("still.gif", lambda p: Image.fromarray(gradient(40, 24)).save(p), (40, 24), None),
+}
+
+
+@pytest.mark.parametrize("kind", ACCEPTED_INPUTS, ids=list(ACCEPTED_INPUTS))
+def test_every_accepted_kind_of_image_round_trips_with_its_warning(tmp_path, kind):
+    name, write, (width, height), warning = ACCEPTED_INPUTS[kind]
+    source = tmp_path / name
+    write(source)
+    enc = cli("encode", source, "-o", tmp_path / "x.bin")
+    assert_ok(enc)
+    if warning is None:
+        assert "Warning" not in enc.stderr
+    else:
+        assert f"Warning: {source}" in enc.stderr and warning in enc.stderr
+    assert_ok(cli("decode", tmp_path / "x.bin", "-o", tmp_path / "x.png"))
+    decoded = np.asarray(Image.open(tmp_path / "x.png"))
+    assert decoded.shape == (height, width, 3)
+    from codec.io import read_image
+
+    assert psnr(decoded, read_image(source).pixels) > 22
+
+
+def test_exif_orientation_is_applied_before_coding(tmp_path):
+    _exif_rotated_jpeg(tmp_path / "r.jpg")
+    assert_ok(cli("encode", tmp_path / "r.jpg"))
+    assert_ok(cli("decode", tmp_path / "r.bin", "-o", tmp_path / "r.png"))
+    pixels = np.asarray(Image.open(tmp_path / "r.png")).astype(int)
+    assert pixels.shape == (64, 32, 3)
+    assert pixels[8, 16, 0] > 180 and pixels[8, 16, 2] < 80  # the red half is on top
+    assert pixels[56, 16, 2] > 180 and pixels[56, 16, 0] < 80
+
+
+def _animated(path: Path, **options) -> None:
+    frames = [Image.new("RGB", (16, 8), colour) for colour in ((255, 0, 0), (0, 255, 0))]
+    frames[0].save(path, save_all=True, append_images=frames[1:], **options)
+
+
+def _truncated(path: Path, fmt: str, keep: float) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(gradient(64, 48)).save(buffer, fmt)
+    data = buffer.getvalue()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+# name -> (file name, writer, exit code, fragments of the message)
+REFUSED_INPUTS = {
+    "rgba-alpha": ("a.png", lambda p: save_png(p, with_alpha(gradient(16, 8), 9), "RGBA"), 4, ("alpha", "flatten")),
+    "grayscale-LA-alpha": ("la.png", lambda p: save_png(p, with_alpha(gradient(16, 8)[:, :, 0], 9), "LA"),
+                           4, ("alpha",)),
+    "palette-used-transparency": ("pt.png", lambda p: palette_image(1).save(p), 4, ("alpha",)),
+    "animated-gif": ("anim.gif", _animated, 4, ("animated", "2 frames")),
+    "animated-webp": ("anim.webp", lambda p: _animated(p, lossless=True), 4, ("animated", "2 frames")),
+    "truncated-png": ("cut.png", lambda p: _truncated(p, "PNG", 0.5), 3, ("truncated",)),
+    "truncated-jpeg": ("cut.jpg", lambda p: _truncated(p, "JPEG", 0.5), 3, ("truncated",)),
+    "jpeg-cut-in-its-header": ("head.jpg", lambda p: _truncated(p, "JPEG", 0.01), 3, ("truncated", "JPEG")),
+    "text": ("notes.txt", lambda p: p.write_text("not an image\n"), 4, ("not an image",)),
+    "zero-bytes": ("empty.png", lambda p: p.write_bytes(b""), 4, ("empty",)),
+    "directory": ("folder", lambda p: p.mkdir(), 2, ("folder",)),
+    "missing": ("missing.png", lambda p: None, 2, ("no such file",)),
+}
+
+
+@pytest.mark.parametrize("kind", REFUSED_INPUTS, ids=list(REFUSED_INPUTS))
+def test_every_refused_kind_of_input_is_one_line_with_its_exit_code(tmp_path, kind):
+    name, write, code, fragments = REFUSED_INPUTS[kind]
+    source = tmp_path / name
+    write(source)
+    assert_one_line_error(cli("encode", source, "-o", tmp_path / "x.bin"), code, name, *fragments)
+    assert not (tmp_path / "x.bin").exists()
 
 
 def test_version_is_printed():

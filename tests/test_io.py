@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import struct
+import time
+import tracemalloc
 import zlib
 from pathlib import Path
 
@@ -339,6 +341,50 @@ def test_file_appearing_before_the_link_is_not_overwritten(tmp_path, monkeypatch
         cio.atomic_write(dest, b"ours")
     assert dest.read_bytes() == b"theirs"
     assert os.listdir(tmp_path) == ["out.bin"]
+
+
+def test_temp_file_is_locked_while_it_is_written(tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    with cio.atomic_file(tmp_path / "out.bin") as fp:
+        fp.write(b"data")
+        (tmp,) = tmp_path.iterdir()
+        assert tmp.name.startswith(".out.bin.codec-") and tmp.name.endswith(".tmp")
+        with open(tmp, "rb") as other, pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert os.listdir(tmp_path) == ["out.bin"]
+
+
+def test_next_write_removes_stale_temp_files_of_its_output_only(tmp_path):
+    """What a SIGKILL leaves (unlocked, old, our name for this output) goes; everything else stays."""
+    fcntl = pytest.importorskip("fcntl")
+    names = {
+        "stale": ".out.bin.codec-0123abcd.tmp",
+        "young": ".out.bin.codec-4567cdef.tmp",
+        "locked": ".out.bin.codec-89ab0123.tmp",
+        "other output": ".other.bin.codec-0123abcd.tmp",
+        "not ours": ".out.bin.0123abcd.tmp",
+    }
+    old = time.time() - 2 * cio.STALE_TEMP_SECONDS
+    for key, name in names.items():
+        (tmp_path / name).write_bytes(b"partial")
+        if key != "young":
+            os.utime(tmp_path / name, (old, old))
+    with open(tmp_path / names["locked"], "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        cio.atomic_write(tmp_path / "out.bin", b"data")
+    left = set(os.listdir(tmp_path))
+    assert left == {"out.bin"} | set(names.values()) - {names["stale"]}
+
+
+def test_read_bytes_allocates_the_file_not_the_limit(tmp_path):
+    (tmp_path / "small.bin").write_bytes(b"x" * 1000)
+    tracemalloc.start()
+    try:
+        assert cio.read_bytes(tmp_path / "small.bin", max_bytes=1 << 30) == b"x" * 1000
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20  # one 1 MiB read piece at most, not the gigabyte of the limit
 
 
 def test_missing_output_directory_is_an_input_error(tmp_path):

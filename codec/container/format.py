@@ -44,6 +44,7 @@ __all__ = [
     "check_chunk_type",
     "pack_preamble",
     "unpack_preamble",
+    "image_signature",
     "sniff",
 ]
 
@@ -232,18 +233,25 @@ _IMAGE_MAGICS: tuple[tuple[bytes, str], ...] = (
 )
 
 
+def image_signature(head: bytes | memoryview) -> str | None:
+    """The image format whose signature starts ``head`` ("PNG", "JPEG", "WebP", ...), or None."""
+    head = bytes(head[:32])
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    if head[4:12] in (b"ftypavif", b"ftypheic", b"ftypheix", b"ftypmif1"):
+        return "AVIF/HEIF"
+    return next((name for magic, name in _IMAGE_MAGICS if head.startswith(magic)), None)
+
+
 def sniff(data: bytes | memoryview) -> str:
     """Describe what ``data`` (which lacks the signature) looks like, for error messages."""
     head = bytes(data[:32])
     if not head:
         return "the input is empty"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "it looks like a WebP image (decode takes a bitstream; to compress an image use encode)"
-    if head[4:12] in (b"ftypavif", b"ftypheic", b"ftypheix", b"ftypmif1"):
-        return "it looks like an AVIF/HEIF image (decode takes a bitstream; to compress an image use encode)"
-    for magic, name in _IMAGE_MAGICS:
-        if head.startswith(magic):
-            return f"it looks like a {name} image (decode takes a bitstream; to compress an image use encode)"
+    kind = image_signature(head)
+    if kind is not None:
+        article = "an" if kind[0] in "AEIOU" else "a"
+        return f"it looks like {article} {kind} image (decode takes a bitstream; to compress an image use encode)"
     if head[4:8] == b"ftyp" or head[:4] == b"\x1aE\xdf\xa3":
         return "it looks like a video file, not a bitstream"
     if head[:1] == b"\x09" and head[1:4] == b"CDC":
