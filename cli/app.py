@@ -21,6 +21,9 @@ from cli.models import models
 from cli.train import train
 
 
+OUT_OF_MEMORY = ("not enough memory for this input (a file may declare a size this machine cannot hold; "
+                 "--max-pixels / --max-frames refuse such inputs before decoding)")
+
 def _version(value: bool) -> None:
     if value:
         from codec import __version__
@@ -75,6 +78,10 @@ def guarded(command):
             raise _fail("interrupted", 130) from None
         except BrokenPipeError:
             raise typer.Exit(1) from None
+        except MemoryError:
+            if debug:
+                raise
+            raise _fail(OUT_OF_MEMORY, 4) from None
         except Exception as exc:
             if debug:
                 raise
@@ -133,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         code = 130
     except BrokenPipeError:
         code = 1
+    except MemoryError:
+        if debug:
+            raise
+        print(f"Error: {OUT_OF_MEMORY}", file=sys.stderr)
+        code = 4
     except Exception as exc:  # the boundary: anything else is a bug, reported in one line
         if debug:
             raise

@@ -293,3 +293,20 @@ def test_png_declaring_a_huge_size_is_refused_before_its_pixels_are_decoded(tmp_
     result, peak = traced_cli("encode", png, "-o", tmp_path / "huge.bin")
     assert_refused(result, peak, "huge.png", "268435456", "--max-pixels")
     assert not (tmp_path / "huge.bin").exists()
+
+
+def test_running_out_of_memory_is_one_line_with_exit_4(tmp_path, monkeypatch, capsys):
+    """A file may declare a size within the limits that this machine still cannot hold: the CLI says so
+    in one line (exit 4), not as an internal error."""
+    import codec.pipeline
+    from cli.app import main
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(codec.pipeline, "decompress", no_memory)
+    src = Path(__file__).parent / "golden" / "coffee_128x96.bin"
+    assert main(["decode", str(src), "-o", str(tmp_path / "out.png")]) == 4
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("Error: not enough memory") and "--max-pixels" in err and "\n" not in err
+    assert not (tmp_path / "out.png").exists()
