@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
 
 
 def mosaic(width: int, height: int, shift: int = 200) -> np.ndarray:
@@ -120,12 +120,9 @@ def main() -> None:
         sizes.append((f"{mp:g} MP", w, int(round(mp * 1e6 / w / 16)) * 16))
     if a.eight_k:
         sizes.append(("8K", 7680, 4320))
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    from determinism import cpu_name
+
+    cpu = cpu_name()
     lines = [f"# Large images: memory and time ({cpu}, {os.cpu_count()} cores, torch threads default)", "",
              f"`python scripts/bench_tiles.py --sizes {a.sizes}{' --8k' if a.eight_k else ''}`; default model and "
              "quality, the CLI in a fresh process per run; peak RSS of that process.", "",

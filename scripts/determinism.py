@@ -84,6 +84,14 @@ def run_probe(path: Path, out: Path, threads: int, cap: str, isa: str) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def cpu_name() -> str:
+    try:
+        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def cpu_has_avx512() -> bool:
     try:
         return "avx512f" in Path("/proc/cpuinfo").read_text()
@@ -125,7 +133,7 @@ def main() -> None:
 
     settings = [s for s in SETTINGS if s[1] != "avx512" or cpu_has_avx512()]
     image = a.image or str(data_dir() / "kodak" / "kodim01.png")
-    lines = [f"# Determinism matrix ({platform.processor() or platform.machine()}, "
+    lines = [f"# Determinism matrix ({cpu_name()}, "
              f"{os.cpu_count()} cores, `python scripts/determinism.py`)", ""]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
