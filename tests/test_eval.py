@@ -176,3 +176,11 @@ def test_published_curves_join_the_bd_table_marked_as_published(two_images, tmp_
     assert results["published"]["published:vtm"]["published"] is True
     assert "published:vtm" in results["bd"]["jpeg"]["psnr-rgb"]
     assert "VTM (published)" in (tmp_path / "table.md").read_text()
+
+
+def test_bd_psnr_without_shared_rates_is_missing_not_nan():
+    from codec.eval.bd import delta
+
+    d = delta([0.1, 0.2, 0.4, 0.8], [30, 32, 34, 36], [0.01, 0.02, 0.04, 0.08], [31, 33, 35, 37])
+    assert d.bd_rate is not None and d.bd_rate < 0  # the quality ranges overlap: BD-rate exists
+    assert d.bd_quality is None and "no shared rate range" in d.warning

@@ -149,3 +149,13 @@ def test_cached_rows_are_read_back_instead_of_run_again(tmp_path):
     assert [r["bytes"] for r in second] == [r["bytes"] for r in first] and all(r["cached"] for r in second)
     evaluate_clips([clip], [codec], 8, log=None, cache=tmp_path)  # another GOP is another row
     assert calls == [1, 2, 1, 2]
+
+
+def test_mean_delta_skips_clips_without_bd_quality():
+    from codec.eval.report import bd_quality_cell
+    from codec.eval.video import _mean_delta
+
+    m = _mean_delta({"a": {"bd_rate": -10.0, "bd_quality": 1.0, "warning": None},
+                     "b": {"bd_rate": -30.0, "bd_quality": None, "warning": "no shared rate range: no BD-PSNR"}})
+    assert m["bd_rate"] == -20.0 and m["bd_quality"] == 1.0 and m["clips"] == 2
+    assert bd_quality_cell({"bd_quality": None}) == "-"

@@ -60,4 +60,8 @@ def delta(anchor_rate, anchor_quality, test_rate, test_quality) -> Delta:
         warnings.simplefilter("ignore")
         rate = bjontegaard.bd_rate(ar, aq, tr, tq, method="pchip", require_matching_points=False, min_overlap=0.0)
         quality = bjontegaard.bd_psnr(ar, aq, tr, tq, method="pchip", require_matching_points=False, min_overlap=0.0)
-    return Delta(float(rate), float(quality), float(overlap), n_in, note)
+    if not np.isfinite(quality):  # BD-PSNR integrates over the rates: none shared
+        quality = None
+        note = "; ".join(filter(None, [note, "no shared rate range: no BD-PSNR"]))
+    rate = float(rate) if np.isfinite(rate) else None
+    return Delta(rate, None if quality is None else float(quality), float(overlap), n_in, note)

@@ -17,6 +17,11 @@ from codec.eval.bd import Delta, delta
 METRICS = ("bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time")
 
 
+
+def bd_quality_cell(d: dict, flag: str = "") -> str:
+    """The BD-quality cell of a table: "-" where the curves share no rate range."""
+    return "-" if d["bd_quality"] is None else f"{d['bd_quality']:+.2f} dB{flag}"
+
 def machine() -> dict:
     import torch
 
@@ -122,7 +127,7 @@ def markdown(results: dict) -> str:
                 row += ["-", "-"]
             else:
                 flag = " *" if d["warning"] else ""
-                row += [f"{d['bd_rate']:+.1f}%{flag}", f"{d['bd_quality']:+.2f} dB{flag}"]
+                row += [f"{d['bd_rate']:+.1f}%{flag}", bd_quality_cell(d, flag)]
         if c.get("published"):
             row += ["(published)", "", ""]
         else:

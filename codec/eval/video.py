@@ -508,8 +508,9 @@ def _curve(codec, rows: list[dict]) -> dict:
 def _mean_delta(per_clip: dict[str, dict]) -> dict:
     usable = {c: d for c, d in per_clip.items() if d["bd_rate"] is not None}
     warnings = sorted({f"{c}: {d['warning']}" for c, d in per_clip.items() if d["warning"]})
+    quality = [d["bd_quality"] for d in usable.values() if d["bd_quality"] is not None]
     return {"bd_rate": float(np.mean([d["bd_rate"] for d in usable.values()])) if usable else None,
-            "bd_quality": float(np.mean([d["bd_quality"] for d in usable.values()])) if usable else None,
+            "bd_quality": float(np.mean(quality)) if quality else None,  # over the clips that have one
             "clips": len(usable), "of": len(per_clip), "warning": "; ".join(warnings) or None}
 
 
@@ -568,10 +569,12 @@ def _throughput(rows: list[dict], codec: str, key: str) -> float | None:
 
 
 def _bd_cell(d: dict | None) -> list[str]:
+    from codec.eval.report import bd_quality_cell
+
     if d is None or d["bd_rate"] is None:
         return ["-", "-"]
     flag = " *" if d["warning"] else ""
-    return [f"{d['bd_rate']:+.1f}%{flag}", f"{d['bd_quality']:+.2f} dB{flag}"]
+    return [f"{d['bd_rate']:+.1f}%{flag}", bd_quality_cell(d, flag)]
 
 
 def video_markdown(results: dict) -> str:

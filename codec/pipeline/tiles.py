@@ -12,7 +12,7 @@ latent size alone, so every decoder computes every pixel with the same kernels i
 whatever its thread count (tests/test_tiles.py decodes with 1 and 2 threads in separate processes).
 Memory: the output picture plus one tile's activations per worker.
 
-Analysis (encoders): images above ANALYSIS_MIN_PIXELS go through g_a in ANALYSIS_TILE-pixel tiles with
+Analysis (encoders): images above ANALYSIS_MIN_PIXELS (1 MP) go through g_a in ANALYSIS_TILE-pixel tiles with
 ANALYSIS_MARGIN pixels of context (g_a's receptive field reaches 30 pixels); the latents of each
 tile's own block are kept. The encoder alone runs g_a, so its thread count may vary freely; smaller
 images take the single pass they always took (same bytes as before).
@@ -35,7 +35,7 @@ SYNTH_TILE = 32  # latent positions per tile side (512 pixels)
 SYNTH_MARGIN = 4  # latent positions of context on each side (g_s reaches 3.75)
 ANALYSIS_TILE = 16 * STRIDE  # pixels per tile side (1024)
 ANALYSIS_MARGIN = STRIDE  # pixels of context on each side (64; g_a reaches 30)
-ANALYSIS_MIN_PIXELS = 1 << 22  # 4 megapixels: up to this, one pass
+ANALYSIS_MIN_PIXELS = 1 << 20  # 1 megapixel: up to this, one pass (4 MP in one pass peaks at 2.4 GB)
 
 
 def _spans(size: int, tile: int, margin: int) -> list[tuple[int, int, int, int]]:
