@@ -17,7 +17,6 @@ from codec.eval.bd import Delta, delta
 METRICS = ("bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time")
 
 
-
 def bd_quality_cell(d: dict, flag: str = "") -> str:
     """The BD-quality cell of a table: "-" where the curves share no rate range."""
     return "-" if d["bd_quality"] is None else f"{d['bd_quality']:+.2f} dB{flag}"

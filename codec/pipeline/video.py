@@ -280,7 +280,8 @@ def compress_video(model: LoadedVCT, frames: Iterable[np.ndarray], fp: BinaryIO,
             inter_z, inter_side = z_sym, side
             if tf_cfg.zprior and z_deadzone > 0:  # keep z_{t-1} where z barely moved (lossy side information)
                 inter_z = np.where(np.abs(z_sym - ctx.zs[-1]) <= z_deadzone, ctx.zs[-1], z_sym).astype(np.int32)
-                inter_side = _side(model, inter_z, _z_code(model, inter_z))
+                if not np.array_equal(inter_z, z_sym):  # else the frame's own side information stands
+                    inter_side = _side(model, inter_z, _z_code(model, inter_z))
             stream, inter_hat = _inter(ctx, y[0], None, shape, inter_side)
             inter_mode, inter_streams = INTER, [stream]
             if side_inter:
