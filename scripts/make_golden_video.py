@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from codec.eval.video import load_clip  # noqa: E402
-from codec.pipeline.video import VideoDecoder, compress_video, load_video_model  # noqa: E402
+from codec.pipeline.video import RDO_LAMBDA, VideoDecoder, compress_video, load_video_model  # noqa: E402
 
 GOLDEN = REPO / "tests" / "golden"
 SOURCE = REPO / "assets" / "carphone.mp4"
@@ -66,7 +66,8 @@ def main() -> None:
     frames = load_clip(SOURCE, 0, FRAMES).frames
     buf = io.BytesIO()
     h, w = frames[0].shape[:2]
-    stats = compress_video(model, frames, buf, width=w, height=h, fps=Fraction(30), quality=QUALITY, gop=GOP)
+    encoder = {"rdo": RDO_LAMBDA}  # the encoder's choices this golden file pins (the test re-encodes with them)
+    stats = compress_video(model, frames, buf, width=w, height=h, fps=Fraction(30), quality=QUALITY, gop=GOP, **encoder)
     data = buf.getvalue()
     decoded, latents_sha = decode(data, model)
     GOLDEN.mkdir(parents=True, exist_ok=True)
@@ -74,7 +75,7 @@ def main() -> None:
     info = {
         "bitstream": f"video_carphone_6f{a.suffix}.bin",
         "source": f"assets/carphone.mp4, frames 0..{FRAMES - 1}, quality {QUALITY}, gop {GOP}, fps 30",
-        "model_id": model.model_id, "bytes": len(data), "modes": stats.modes, "frame_bytes": stats.frame_bytes,
+        "model_id": model.model_id, "encoder": encoder, "bytes": len(data), "modes": stats.modes, "frame_bytes": stats.frame_bytes,
         "bitstream_sha256": hashlib.sha256(data).hexdigest(),
         "latents_sha256": latents_sha,
         "psnr_rgb": round(mean_psnr(frames, decoded), 4),

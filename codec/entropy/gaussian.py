@@ -48,3 +48,21 @@ def snap_scales(scale: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
 def snap_means(mean: torch.Tensor) -> torch.Tensor:
     """Mean rounded to the grid 1/MEAN_STEPS, float32 (exactly representable)."""
     return (torch.round(mean.double() * MEAN_STEPS) / MEAN_STEPS).float()
+
+
+def rd_round(residual: torch.Tensor, scale: torch.Tensor, lam: float) -> torch.Tensor:
+    """Encoder-side rate-distortion rounding of residuals (in quantisation steps) coded under N(0, scale):
+    each value takes round(r) or the integer one step nearer zero, whichever has the lower
+    (r - s)^2 + lam * bits(s). lam = 0 is plain rounding (ties to even, as torch.round); the decoder
+    never needs lam. float64, the shape of `residual`."""
+    r = residual.double()
+    s0 = torch.round(r)
+    if lam <= 0:
+        return s0
+    s1 = s0 - torch.sign(s0)
+    scale = scale.double()
+
+    def cost(s):
+        return (r - s) ** 2 - lam * torch.log2(gaussian_likelihood(s, scale))
+
+    return torch.where(cost(s1) < cost(s0), s1, s0)

@@ -653,7 +653,7 @@ def ours(spec: str) -> VideoCodec:
     """`ours[:<vct model id>][@q,q,...]` (the VCT video codec, intra every `gop` frames, per-frame
     intra/inter mode decision) or `ours-intra[...]` (the same model's image codec on every frame:
     all-intra, gop 1). Qualities 0..100 as `codec encode --quality`."""
-    from codec.pipeline.video import VideoDecoder, compress_video, load_video_model
+    from codec.pipeline.video import RDO_LAMBDA, VideoDecoder, compress_video, load_video_model
 
     head, _, points = spec.partition("@")
     name, _, model_id = head.partition(":")
@@ -681,8 +681,9 @@ def ours(spec: str) -> VideoCodec:
     label = f"ours, {model.model_id}" + (" all-intra (its image model on every frame)" if intra else " (VCT)")
     # all-intra bytes and pixels depend on the image model only (and on the id written in the header)
     identity = {"name": name, "model": model.model_id, "image_model": model.hp.sha256,
-                **({} if intra else {"vct": model.sha256})}
+                **({} if intra else {"vct": model.sha256, "rdo": RDO_LAMBDA})}
     settings = {"model": model.model_id, "image_model": model.hp.model_id, "gop": 1 if intra else "as run",
+                **({} if intra else {"rdo": RDO_LAMBDA}),
                 "bytes": "whole file", "threads": torch_threads()}
     return VideoCodec(name if not model_id else f"{name}:{model_id}", label, f"codec {codec_version()}", settings,
                       qualities, run, classical=False, cache_identity=identity)

@@ -6,7 +6,7 @@
                     factorized prior; mode 2, models with a temporal prior: z_t - z_{t-1} under
                     ZPrior(z_{t-1}, z_{t-2}), whichever is shorter), h_s -> mean_hp, scale_hp]
                     VCT(y_hat[t-1], y_hat[t-2] [, mean_hp, scale_hp]) -> for token k = 0..15 of every 4x4 block:
-                        mean, scale (float64) -snap-> y_sym = round((y - mean_q) / enc_step) -> stream
+                        mean, scale (float64) -snap-> y_sym = rd_round((y - mean_q) / enc_step) -> stream
                         y_hat = y_sym * dec_mult + mean_q -> pushed into the decoder's cache
                     and when the image pipeline codes the frame in fewer bytes, intra instead
         -> FRAM chunk (mode + streams); y_hat_t kept as the next frames' context
@@ -14,7 +14,10 @@
 
 The encoder never runs g_s: the context is the decoded latents, which it has exactly. Both sides run
 the identical token loop (`_inter`) in float64 on CPU, snapped to the grids of the image model, so
-the parameters the encoder codes with are the ones the decoder recomputes. The first inter frame
+the parameters the encoder codes with are the ones the decoder recomputes. The encoder rounds each
+residual to the nearer integer or to the one next to it nearer zero, whichever costs less in squared
+error plus `rdo` x bits under the token's Gaussian (`rd_round`; the decoder never needs to know, and
+later tokens are predicted from the symbols actually chosen). The first inter frame
 after an intra frame sees that frame as both t-1 and t-2. Frames stream: the encoder holds the two
 previous latents, the decoder the two previous latents and one picture.
 """
@@ -34,7 +37,7 @@ from codec import coder
 from codec.container import Header, Limits
 from codec.container.chunks import KIND_VIDEO
 from codec.container.video import INTER, INTER_TZ, INTRA, Frame, VideoHeader, VideoReader, VideoWriter
-from codec.entropy.gaussian import snap_means, snap_scales
+from codec.entropy.gaussian import rd_round, snap_means, snap_scales
 from codec.errors import FormatError, ModelError, UnsupportedError
 from codec.io import pad_to_multiple
 from codec.models.hyperprior import STRIDE
@@ -47,6 +50,7 @@ from codec.weights import LoadedVCT
 __all__ = ["VideoStats", "compress_video", "VideoDecoder", "encode_video", "decode_video", "load_video_model"]
 
 DEFAULT_GOP = 32
+RDO_LAMBDA = 0.1  # encoder-side rate-distortion rounding of inter frames (scripts/ablate_video_encoder.py)
 
 
 def load_video_model(model: str | LoadedVCT | None = None) -> LoadedVCT:
@@ -159,7 +163,7 @@ def _side(model: LoadedVCT, z_sym: np.ndarray, z_stream: bytes | None = None):
     return z_stream, mean_q, scale
 
 
-def _intra(model: LoadedVCT, rate: Rate, y: torch.Tensor | bytes, side) -> tuple[bytes | None, torch.Tensor]:
+def _intra(model: LoadedVCT, rate: Rate, y: torch.Tensor | bytes, side, rdo: float = 0.0) -> tuple[bytes | None, torch.Tensor]:
     """The image pipeline's coding of y given its side information (z_stream, mean_q, scale).
     Encoder: y (1, C, h, w) -> (y stream, y_hat); decoder: y stream given as `y` bytes -> (None, y_hat).
     y_hat (C, h, w) float64."""
@@ -168,7 +172,9 @@ def _intra(model: LoadedVCT, rate: Rate, y: torch.Tensor | bytes, side) -> tuple
     idx = scale_indexes(hp, scale, rate)
     if isinstance(y, torch.Tensor):
         enc_step = rate.enc_step.float().view(1, -1, 1, 1)
-        y_sym = torch.round((y - mean_q) / enc_step)[0].to(torch.int32).numpy()
+        r = (y - mean_q) / enc_step
+        y_sym = (rd_round(r, hp.scale_table[torch.from_numpy(idx)][None], rdo) if rdo else torch.round(r))
+        y_sym = y_sym[0].to(torch.int32).numpy()
         stream = coder.encode_gaussian(y_sym, idx, hp.scale_table.numpy())
     else:
         y_sym = coder.decode_gaussian(y, idx, hp.scale_table.numpy())
@@ -178,7 +184,7 @@ def _intra(model: LoadedVCT, rate: Rate, y: torch.Tensor | bytes, side) -> tuple
 
 
 def _inter(ctx: _Context, y: torch.Tensor | None, stream: bytes | None, shape: tuple[int, int],
-           side=None) -> tuple[bytes | None, torch.Tensor]:
+           side=None, rdo: float = 0.0) -> tuple[bytes | None, torch.Tensor]:
     """The token loop both sides run. Encoder: y (C, h, w) -> (stream, y_hat); decoder: stream ->
     (None, y_hat). y_hat (C, h, w) float64. `side`: the frame's (z_stream, mean_q, scale) for models
     with config.side."""
@@ -202,7 +208,8 @@ def _inter(ctx: _Context, y: torch.Tensor | None, stream: bytes | None, shape: t
         mean_q = snap_means(mean).double()
         idx = snap_scales(scale / enc_step, model.scale_table).numpy()
         if cur is not None:
-            sym = torch.round((cur[:, k] - mean_q) / enc_step)
+            r = (cur[:, k] - mean_q) / enc_step
+            sym = rd_round(r, model.scale_table[torch.from_numpy(idx)], rdo)
             writer.encode(sym.to(torch.int64).numpy().astype(np.int32), idx)
         else:
             sym = torch.from_numpy(writer.decode(idx).astype(np.float64))
@@ -231,6 +238,7 @@ class VideoStats:
     bytes: int = 0
     seconds: float = 0.0
     frame_bytes: list[int] = field(default_factory=list)
+    stream_bytes: list[list[int]] = field(default_factory=list)  # per frame, its streams' lengths
     modes: list[int] = field(default_factory=list)
     latents: list = field(default_factory=list)  # y_hat per frame (C, h, w) float64, with keep_latents
 
@@ -238,11 +246,13 @@ class VideoStats:
 def compress_video(model: LoadedVCT, frames: Iterable[np.ndarray], fp: BinaryIO, *, width: int, height: int,
                    fps: Fraction, quality: float | None = None, step: float = 1.0, gop: int = DEFAULT_GOP,
                    meta: dict | None = None, on_frame: Callable[[int, int, int], None] | None = None,
-                   mode_decision: bool = True, keep_latents: bool = False, z_deadzone: int = 1) -> VideoStats:
+                   mode_decision: bool = True, keep_latents: bool = False, z_deadzone: int = 1,
+                   rdo: float = RDO_LAMBDA, intra_rdo: float = 0.0) -> VideoStats:
     """Codes `frames` ((H, W, 3) uint8 each, all width x height) into `fp` as they come.
 
     gop: a keyframe (intra) every `gop` frames (1 = all-intra). `mode_decision`: code an inter frame
-    intra when that is smaller. on_frame(number, mode, bytes) after each frame. Returns the stats;
+    intra when that is smaller. `rdo` / `intra_rdo`: lambda of the rate-distortion rounding of inter /
+    intra frames (0 = plain rounding); encoder-only, the bitstream format is the same. on_frame(number, mode, bytes) after each frame. Returns the stats;
     the caller makes the write atomic."""
     if not 1 <= gop <= 0xFFFF:
         raise ValueError(f"gop must be within 1..65535, got {gop}")
@@ -273,7 +283,7 @@ def compress_video(model: LoadedVCT, frames: Iterable[np.ndarray], fp: BinaryIO,
             side = _side(model, z_sym, _z_code(model, z_sym))
         intra_streams, intra_hat = None, None
         if key or mode_decision:
-            y_stream, intra_hat = _intra(model, rate, y, side)
+            y_stream, intra_hat = _intra(model, rate, y, side, intra_rdo)
             intra_streams = [side[0], y_stream]
         mode, streams, y_hat = INTRA, intra_streams, intra_hat
         if not key:
@@ -282,7 +292,7 @@ def compress_video(model: LoadedVCT, frames: Iterable[np.ndarray], fp: BinaryIO,
                 inter_z = np.where(np.abs(z_sym - ctx.zs[-1]) <= z_deadzone, ctx.zs[-1], z_sym).astype(np.int32)
                 if not np.array_equal(inter_z, z_sym):  # else the frame's own side information stands
                     inter_side = _side(model, inter_z, _z_code(model, inter_z))
-            stream, inter_hat = _inter(ctx, y[0], None, shape, inter_side)
+            stream, inter_hat = _inter(ctx, y[0], None, shape, inter_side, rdo)
             inter_mode, inter_streams = INTER, [stream]
             if side_inter:
                 inter_streams = [inter_side[0], stream]
@@ -300,6 +310,7 @@ def compress_video(model: LoadedVCT, frames: Iterable[np.ndarray], fp: BinaryIO,
         stats.frames += 1
         stats.intra += mode == INTRA
         stats.frame_bytes.append(size)
+        stats.stream_bytes.append([len(b) for b in streams])
         stats.modes.append(mode)
         if keep_latents:
             stats.latents.append(y_hat)
