@@ -175,10 +175,24 @@ def test_video_round_trip_decodes_exactly_what_the_encoder_coded(mode_decision, 
 def test_mode_decision_never_costs_more_than_the_intra_coding():
     model = tiny_codec()
     frames = moving_frames(4)
-    with_decision, s1 = _encode(model, frames, gop=8, mode_decision=True)
+    with_decision, s1 = _encode(model, frames, gop=8, mode_decision=True, rdo=0.0)  # rdo 0: fewer bytes wins
     all_intra, s2 = _encode(model, frames, gop=1)
     assert s2.modes == [0, 0, 0, 0]
     assert len(with_decision) <= len(all_intra)
+
+
+def test_the_rate_distortion_mode_cost_adds_the_latent_error_in_steps_over_lambda():
+    from codec.pipeline.rate import rate_for
+    from codec.pipeline.video import _rd_cost
+
+    model = tiny_codec()
+    rate = rate_for(model.hp, quality=20)  # step 4
+    y = torch.zeros(1, 12, 2, 3)
+    y_hat = torch.zeros(12, 2, 3, dtype=torch.float64)
+    y_hat[0, 0, 0] = 8.0  # two steps off: 4 squared steps
+    streams = [b"abc", b"de"]
+    assert _rd_cost(y, y_hat, streams, rate, 0.0) == 40.0
+    assert _rd_cost(y, y_hat, streams, rate, 0.05) == pytest.approx(40.0 + 4 / 0.05)
 
 
 def test_rate_distortion_rounding_codes_fewer_bytes_and_still_decodes_exactly():

@@ -50,7 +50,7 @@ from codec.weights import LoadedVCT
 __all__ = ["VideoStats", "compress_video", "VideoDecoder", "encode_video", "decode_video", "load_video_model"]
 
 DEFAULT_GOP = 32
-RDO_LAMBDA = 0.1  # encoder-side rate-distortion rounding of inter frames (scripts/ablate_video_encoder.py)
+RDO_LAMBDA = 0.05  # the encoder's rate-distortion trade-off: inter rounding, mode decision (results/ablate)
 
 
 def load_video_model(model: str | LoadedVCT | None = None) -> LoadedVCT:
@@ -163,7 +163,7 @@ def _side(model: LoadedVCT, z_sym: np.ndarray, z_stream: bytes | None = None):
     return z_stream, mean_q, scale
 
 
-def _intra(model: LoadedVCT, rate: Rate, y: torch.Tensor | bytes, side, rdo: float = 0.0) -> tuple[bytes | None, torch.Tensor]:
+def _intra(model: LoadedVCT, rate: Rate, y: torch.Tensor | bytes, side) -> tuple[bytes | None, torch.Tensor]:
     """The image pipeline's coding of y given its side information (z_stream, mean_q, scale).
     Encoder: y (1, C, h, w) -> (y stream, y_hat); decoder: y stream given as `y` bytes -> (None, y_hat).
     y_hat (C, h, w) float64."""
@@ -172,9 +172,7 @@ def _intra(model: LoadedVCT, rate: Rate, y: torch.Tensor | bytes, side, rdo: flo
     idx = scale_indexes(hp, scale, rate)
     if isinstance(y, torch.Tensor):
         enc_step = rate.enc_step.float().view(1, -1, 1, 1)
-        r = (y - mean_q) / enc_step
-        y_sym = (rd_round(r, hp.scale_table[torch.from_numpy(idx)][None], rdo) if rdo else torch.round(r))
-        y_sym = y_sym[0].to(torch.int32).numpy()
+        y_sym = torch.round((y - mean_q) / enc_step)[0].to(torch.int32).numpy()
         stream = coder.encode_gaussian(y_sym, idx, hp.scale_table.numpy())
     else:
         y_sym = coder.decode_gaussian(y, idx, hp.scale_table.numpy())
@@ -224,6 +222,16 @@ def _inter(ctx: _Context, y: torch.Tensor | None, stream: bytes | None, shape: t
     return data, unblock(out, 1, h, w, cfg.block)[0]
 
 
+def _rd_cost(y: torch.Tensor, y_hat: torch.Tensor, streams: list[bytes], rate: Rate, lam: float) -> float:
+    """The mode decision's cost of one coding of a frame: bits, plus the squared error of its
+    latents in quantisation steps over `lam` when lam > 0 (the cost `rd_round` weighs)."""
+    bits = 8.0 * sum(map(len, streams))
+    if lam <= 0:
+        return bits
+    err = (y[0].double() - y_hat) / rate.enc_step.double().view(-1, 1, 1)
+    return bits + float((err**2).sum()) / lam
+
+
 def _log_step(rate: Rate) -> float:
     return float(torch.log2(rate.enc_step.double()).mean())
 
@@ -247,13 +255,15 @@ def compress_video(model: LoadedVCT, frames: Iterable[np.ndarray], fp: BinaryIO,
                    fps: Fraction, quality: float | None = None, step: float = 1.0, gop: int = DEFAULT_GOP,
                    meta: dict | None = None, on_frame: Callable[[int, int, int], None] | None = None,
                    mode_decision: bool = True, keep_latents: bool = False, z_deadzone: int = 1,
-                   rdo: float = RDO_LAMBDA, intra_rdo: float = 0.0) -> VideoStats:
+                   rdo: float = RDO_LAMBDA) -> VideoStats:
     """Codes `frames` ((H, W, 3) uint8 each, all width x height) into `fp` as they come.
 
     gop: a keyframe (intra) every `gop` frames (1 = all-intra). `mode_decision`: code an inter frame
-    intra when that is smaller. `rdo` / `intra_rdo`: lambda of the rate-distortion rounding of inter /
-    intra frames (0 = plain rounding); encoder-only, the bitstream format is the same. on_frame(number, mode, bytes) after each frame. Returns the stats;
-    the caller makes the write atomic."""
+    intra when that costs less. `rdo`: the lambda of the encoder's rate-distortion choices, the
+    rounding of inter frames and the mode decision (bits + squared latent error in steps / rdo);
+    0 = plain rounding and the fewer bytes. Encoder-only: the bitstream format is the same.
+    on_frame(number, mode, bytes) after each frame. Returns the stats; the caller makes the write
+    atomic."""
     if not 1 <= gop <= 0xFFFF:
         raise ValueError(f"gop must be within 1..65535, got {gop}")
     rate = rate_for(model.hp, quality=quality, step=step)
@@ -283,7 +293,7 @@ def compress_video(model: LoadedVCT, frames: Iterable[np.ndarray], fp: BinaryIO,
             side = _side(model, z_sym, _z_code(model, z_sym))
         intra_streams, intra_hat = None, None
         if key or mode_decision:
-            y_stream, intra_hat = _intra(model, rate, y, side, intra_rdo)
+            y_stream, intra_hat = _intra(model, rate, y, side)
             intra_streams = [side[0], y_stream]
         mode, streams, y_hat = INTRA, intra_streams, intra_hat
         if not key:
@@ -300,7 +310,8 @@ def compress_video(model: LoadedVCT, frames: Iterable[np.ndarray], fp: BinaryIO,
                     z_temporal = _z_code_temporal(ctx, inter_z)
                     if len(z_temporal) < len(inter_side[0]):
                         inter_mode, inter_streams = INTER_TZ, [z_temporal, stream]
-            if intra_streams is None or sum(map(len, inter_streams)) < sum(map(len, intra_streams)):
+            if intra_streams is None or (_rd_cost(y, inter_hat, inter_streams, rate, rdo)
+                                         < _rd_cost(y, intra_hat, intra_streams, rate, rdo)):
                 mode, streams, y_hat, z_sym = inter_mode, inter_streams, inter_hat, inter_z
         size = writer.add(mode, streams, keyframe=key)
         if key:
