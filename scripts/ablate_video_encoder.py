@@ -114,7 +114,8 @@ def main(argv=None) -> int:
         ps = " / ".join(f"{np.mean([r['psnr'] for r in mine if r['quality'] == q]):.2f}" for q in qualities)
         zy = f"{sum(r['inter_z_bytes'] for r in mine)} / {sum(r['inter_y_bytes'] for r in mine)}"
         fps = np.mean([r["encode_fps"] for r in mine])
-        lines.append(f"| {name} `{kwargs}` | {np.mean(good):+.1f}% | {', '.join(cells)} | {bpp} | {ps} | {zy} | {fps:.1f} |")
+        mean = f"{np.mean(good):+.1f}%" if good else "-"
+        lines.append(f"| {name} `{kwargs}` | {mean} | {', '.join(cells)} | {bpp} | {ps} | {zy} | {fps:.1f} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.output:
