@@ -8,7 +8,7 @@
                     VCT(y_hat[t-1], y_hat[t-2] [, mean_hp, scale_hp]) -> for token k = 0..15 of every 4x4 block:
                         mean, scale (float64) -snap-> y_sym = rd_round((y - mean_q) / enc_step) -> stream
                         y_hat = y_sym * dec_mult + mean_q -> pushed into the decoder's cache
-                    and when the image pipeline codes the frame in fewer bytes, intra instead
+                    and intra instead when that costs less (bits + squared latent error / rdo)
         -> FRAM chunk (mode + streams); y_hat_t kept as the next frames' context
     decode, frame t:  FRAM -> (same parameter path) -> y_hat_t -g_s-> pixels -crop-> out
 
