@@ -24,6 +24,7 @@ from cli.train import train
 OUT_OF_MEMORY = ("not enough memory for this input (a file may declare a size this machine cannot hold; "
                  "--max-pixels / --max-frames refuse such inputs before decoding)")
 
+
 def _version(value: bool) -> None:
     if value:
         from codec import __version__

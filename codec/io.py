@@ -174,16 +174,15 @@ def read_bytes(source: str | Path, *, max_bytes: int) -> bytes:
     label = str(path)
     with _open_input(path, label) as fp:
         size = os.fstat(fp.fileno()).st_size
+        over = f"over the limit of {max_bytes} bytes; if you trust it, raise it with {MAX_CHUNK_BYTES_FLAG}"
         if size > max_bytes:
-            raise LimitError(f"{label} is {size} bytes, over the limit of {max_bytes} bytes; "
-                             f"if you trust it, raise it with {MAX_CHUNK_BYTES_FLAG}")
+            raise LimitError(f"{label} is {size} bytes, {over}")
         try:
             data = read_at_most(fp, max_bytes + 1, expected=size)
         except OSError as exc:
             raise InputError(f"cannot read {label}: {_strerror(exc)}") from None
     if len(data) > max_bytes:
-        raise LimitError(f"{label} is over the limit of {max_bytes} bytes; "
-                         f"if you trust it, raise it with {MAX_CHUNK_BYTES_FLAG}")
+        raise LimitError(f"{label} is {over}")
     return data
 
 

@@ -16,7 +16,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import sys
 import time
 from fractions import Fraction
@@ -27,6 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from codec.eval.bd import delta  # noqa: E402
+from codec.eval.report import cpu_name  # noqa: E402
 from codec.eval.video import load_clip  # noqa: E402
 from codec.metrics import psnr  # noqa: E402
 from codec.pipeline.tiles import synthesize  # noqa: E402
@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     ap.add_argument("--q", default="0,20,40,60")
     ap.add_argument("--set", action="append", required=True, dest="settings")
     ap.add_argument("--verify", action="store_true")
-    ap.add_argument("--rows", default=None, help="rebuild the table from the JSON rows a run printed (one per line)")
+    ap.add_argument("--rows", default=None, help="rebuild the table from a run's rows: its -o JSON file or what it printed")
     ap.add_argument("-o", "--output", default=None)
     args = ap.parse_args(argv)
     model = load_video_model(args.model)
@@ -83,7 +83,8 @@ def main(argv=None) -> int:
     folder = Path(args.data) / "video"
     rows = []
     if args.rows:
-        rows = [json.loads(line) for line in Path(args.rows).read_text().splitlines() if line.startswith("{")]
+        text = Path(args.rows).read_text()  # the -o JSON file, or a run's printed output
+        rows = json.loads(text) if text.startswith("[") else [json.loads(ln) for ln in text.splitlines() if ln.startswith("{")]
     for clip_name in [] if args.rows else args.clips.split(","):
         path = next(folder.glob(clip_name + ".*"))
         frames = load_clip(path, args.start, args.frames).frames
@@ -94,7 +95,7 @@ def main(argv=None) -> int:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     lines = [f"Model {model.model_id}; clips {args.clips}, frames {args.start}..{args.start + args.frames - 1}, "
-             f"GOP {args.gop}, qualities {args.q}. Machine: {platform.processor() or platform.machine()}, "
+             f"GOP {args.gop}, qualities {args.q}. Machine: {cpu_name()}, "
              f"{os.cpu_count()} cores. Command: `python scripts/ablate_video_encoder.py "
              + " ".join(sys.argv[1:] if argv is None else argv) + "`", "",
              f"| setting | BD-rate vs {settings[0][0]} (mean over clips) | per clip | bpp at each q (mean) | "

@@ -22,7 +22,6 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "scripts"))
 
 
 def mosaic(width: int, height: int, shift: int = 200) -> np.ndarray:
@@ -120,7 +119,7 @@ def main() -> None:
         sizes.append((f"{mp:g} MP", w, int(round(mp * 1e6 / w / 16)) * 16))
     if a.eight_k:
         sizes.append(("8K", 7680, 4320))
-    from determinism import cpu_name
+    from codec.eval.report import cpu_name
 
     cpu = cpu_name()
     lines = [f"# Large images: memory and time ({cpu}, {os.cpu_count()} cores, torch threads default)", "",

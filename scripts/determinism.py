@@ -17,7 +17,6 @@ import hashlib
 import io
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -84,14 +83,6 @@ def run_probe(path: Path, out: Path, threads: int, cap: str, isa: str) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def cpu_name() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
 def cpu_has_avx512() -> bool:
     try:
         return "avx512f" in Path("/proc/cpuinfo").read_text()
@@ -129,6 +120,7 @@ def main() -> None:
         return
     import tempfile
 
+    from codec.eval.report import cpu_name
     from codec.settings import data_dir
 
     settings = [s for s in SETTINGS if s[1] != "avx512" or cpu_has_avx512()]

@@ -21,18 +21,20 @@ def bd_quality_cell(d: dict, flag: str = "") -> str:
     """The BD-quality cell of a table: "-" where the curves share no rate range."""
     return "-" if d["bd_quality"] is None else f"{d['bd_quality']:+.2f} dB{flag}"
 
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what the platform module tells."""
+    try:
+        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine() or "unknown"
+
+
 def machine() -> dict:
     import torch
 
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(), "python": platform.python_version(),
+    return {"platform": platform.platform(), "cpu": cpu_name(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
             "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
 
 
