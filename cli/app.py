@@ -18,7 +18,7 @@ from cli.encode import encode
 from cli.eval import eval_
 from cli.info import info
 from cli.models import models
-from cli.train import train
+from cli.train import train_app
 
 
 OUT_OF_MEMORY = ("not enough memory for this input (a file may declare a size this machine cannot hold; "
@@ -106,9 +106,7 @@ def make_app() -> typer.Typer:
     for command in (encode, decode, info, models):
         app.command()(guarded(command))
     app.command(name="eval")(guarded(eval_))
-    # Options pass through to the training entry points (argparse), which print their own help.
-    app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
-                                  "help_option_names": []})(guarded(train))
+    app.add_typer(train_app(guarded), name="train")
     return app
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import time
+from dataclasses import dataclass
 from typing import List, Optional
 
 import typer
 
 from cli.batch import mean_bpp, prepare, raise_if_failed, refuse_existing, run_batch
-from cli.output import read_stdin_bytes, write_stdout_bytes
+from cli.output import Output, read_stdin_bytes, write_stdout_bytes
 from cli.paths import STDIO
 from codec.errors import UsageError
 
@@ -42,77 +44,122 @@ def encode(
             raise UsageError("--target-size, --target-bpp and --effort are for images; videos take --quality")
         if quality is not None and step is not None:
             raise UsageError("choose one of --quality, --step")
-        from cli.video import encode_video, parse_fps, parse_window
-
-        from pathlib import Path
-
-        if output is None and not Path(inputs[0]).exists():  # a glob or %05d pattern names no file
-            raise UsageError(f"{inputs[0]} is a frame pattern: name the bitstream with -o FILE")
-        window, rate = parse_window(frames), parse_fps(fps)
-        out, outputs = prepare(inputs, output, ".bin", json_out=json_out, force=force, threads=threads, what="bitstream")
-        if outputs[0] == STDIO:
-            raise UsageError("a video bitstream is written to a file: give -o FILE")
-        row = encode_video(inputs[0], outputs[0], out=out, model=model, quality=quality, step=step, gop=gop,
-                           window=window, fps=rate, force=force, max_pixels=max_pixels, json_out=json_out)
-        if json_out:
-            out.emit({"command": "encode", "kind": "video", **row})
+        _encode_video(inputs[0], output, model=model, quality=quality, step=step, gop=gop, frames=frames, fps=fps,
+                      force=force, threads=threads, max_pixels=max_pixels, json_out=json_out)
         return
     if frames is not None or fps is not None:
         raise UsageError("--frames and --fps are for video inputs")
+    rate = _image_rate(quality, target_bpp, target_size, step, effort)
+    out, outputs = prepare(inputs, output, ".bin", json_out=json_out, force=force, threads=threads, what="bitstream")
+    _encode_images(list(zip(inputs, outputs)), out, model=model, rate=rate, force=force, max_pixels=max_pixels,
+                   json_out=json_out)
+
+
+def _encode_video(src: str, output: str | None, *, model: str | None, quality: float | None, step: float | None,
+                  gop: int, frames: str | None, fps: str | None, force: bool, threads: int | None, max_pixels: int,
+                  json_out: bool) -> None:
+    """`codec encode CLIP`: one video into one video bitstream (a file, never stdout)."""
+    from pathlib import Path
+
+    from cli.video import encode_video, parse_fps, parse_window
+
+    if output is None and not Path(src).exists():  # a glob or %05d pattern names no file
+        raise UsageError(f"{src} is a frame pattern: name the bitstream with -o FILE")
+    window, rate = parse_window(frames), parse_fps(fps)
+    out, outputs = prepare([src], output, ".bin", json_out=json_out, force=force, threads=threads, what="bitstream")
+    if outputs[0] == STDIO:
+        raise UsageError("a video bitstream is written to a file: give -o FILE")
+    row = encode_video(src, outputs[0], out=out, model=model, quality=quality, step=step, gop=gop,
+                       window=window, fps=rate, force=force, max_pixels=max_pixels, json_out=json_out)
+    if json_out:
+        out.emit({"command": "encode", "kind": "video", **row})
+
+
+@dataclass(frozen=True)
+class ImageRate:
+    """How each image's rate is chosen: a quality (or a quantisation step) with an effort level, or the
+    best quality whose whole file fits a byte budget (`max_bytes`, or `target_bpp` of the image)."""
+
+    quality: float | None = None
+    step: float | None = None
+    effort: int = 0
+    target_bpp: float | None = None
+    max_bytes: int | None = None
+
+    def budget(self, height: int, width: int) -> int | None:
+        """The byte budget of an image of this size, or None to code at the quality."""
+        if self.max_bytes is not None:
+            return self.max_bytes
+        return int(self.target_bpp * height * width / 8) if self.target_bpp is not None else None
+
+
+def _image_rate(quality: float | None, target_bpp: float | None, target_size: str | None, step: float | None,
+                effort: int) -> ImageRate:
+    """The image rate options, refusing combinations that contradict each other."""
+    from codec.pipeline.rate import parse_size
+
     chosen = [n for n, v in (("--quality", quality), ("--target-bpp", target_bpp), ("--target-size", target_size),
                               ("--step", step)) if v is not None]
     if len(chosen) > 1:
         raise UsageError(f"choose one of {', '.join(chosen)}")
     if effort and (target_bpp is not None or target_size is not None):
         raise UsageError("--effort is not combined with --target-size or --target-bpp yet")
-    from codec.pipeline.rate import parse_size
-
     try:
         max_bytes = parse_size(target_size) if target_size is not None else None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    out, outputs = prepare(inputs, output, ".bin", json_out=json_out, force=force, threads=threads, what="bitstream")
+    return ImageRate(quality=quality, step=step, effort=effort, target_bpp=target_bpp, max_bytes=max_bytes)
 
-    from codec.io import atomic_write, read_image
-    from codec.pipeline import compress, load_model
-    from codec.pipeline.image import compress_to_size
+
+def _encode_images(pairs: list[tuple[str, str]], out: Output, *, model: str | None, rate: ImageRate, force: bool,
+                   max_pixels: int, json_out: bool) -> None:
+    """`codec encode IMAGES`: each (input, output) pair with one model, loaded once; failures collected."""
+    from codec.pipeline import load_model
 
     t0 = time.perf_counter()
     loaded = load_model(model)
     load_seconds = time.perf_counter() - t0
-
-    def one(src: str, dst: str) -> dict:
-        refuse_existing(dst, force)
-        image = read_image(read_stdin_bytes(MAX_INPUT_BYTES, flag=None) if src == STDIO else src, max_pixels=max_pixels)
-        for note in image.warnings:
-            out.warn(note)
-        h, w = image.pixels.shape[:2]
-        budget = max_bytes if max_bytes is not None else (int(target_bpp * h * w / 8) if target_bpp is not None else None)
-        try:
-            if budget is not None:
-                enc, fits = compress_to_size(loaded, image.pixels, budget)
-                if not fits:
-                    out.warn(f"{src}: even the lowest quality needs {len(enc.data)} bytes, over the target of {budget}")
-            else:
-                enc = compress(loaded, image.pixels, 1.0 if step is None else step, quality, effort)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        if dst == STDIO:
-            write_stdout_bytes(enc.data)
-        else:
-            atomic_write(dst, enc.data, force=force)
-        row = {
-            "input": src, "output": dst, "width": w, "height": h, "bytes": len(enc.data),
-            "bpp": len(enc.data) * 8 / (h * w), "encode_seconds": round(enc.seconds, 4), "quality_field": enc.header.quality,
-        }
-        out.say(f"{src} -> {dst}: {w}x{h}, {len(enc.data)} bytes, {row['bpp']:.4f} bpp, {enc.seconds:.2f} s")
-        return row
-
-    result = run_batch(list(zip(inputs, outputs)), one, out, "encoding")
+    one = functools.partial(_encode_image, loaded, out=out, rate=rate, force=force, max_pixels=max_pixels)
+    result = run_batch(pairs, one, out, "encoding")
     if json_out:
         out.emit({
             "command": "encode", "model_id": loaded.model_id, "load_seconds": round(load_seconds, 4),
             "files": result.done, "failed": result.failed,
             "bytes": sum(r["bytes"] for r in result.done), "bpp": mean_bpp(result.done),
         })
-    raise_if_failed(result, len(inputs))
+    raise_if_failed(result, len(pairs))
+
+
+def _encode_image(loaded, src: str, dst: str, *, out: Output, rate: ImageRate, force: bool, max_pixels: int) -> dict:
+    """One image to one bitstream (or stdout); returns its row of the --json report."""
+    from codec.atomic import atomic_write
+    from codec.io import read_image
+    from codec.pipeline import compress
+    from codec.pipeline.image import compress_to_size
+
+    refuse_existing(dst, force)
+    image = read_image(read_stdin_bytes(MAX_INPUT_BYTES, flag=None) if src == STDIO else src, max_pixels=max_pixels)
+    for note in image.warnings:
+        out.warn(note)
+    h, w = image.pixels.shape[:2]
+    budget = rate.budget(h, w)
+    try:
+        if budget is not None:
+            enc, fits = compress_to_size(loaded, image.pixels, budget)
+            if not fits:
+                out.warn(f"{src}: even the lowest quality needs {len(enc.data)} bytes, over the target of {budget}")
+        else:
+            enc = compress(loaded, image.pixels, 1.0 if rate.step is None else rate.step, rate.quality, rate.effort)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if dst == STDIO:
+        write_stdout_bytes(enc.data)
+    else:
+        atomic_write(dst, enc.data, force=force)
+    row = {
+        "input": src, "output": dst, "width": w, "height": h, "bytes": len(enc.data),
+        "bpp": len(enc.data) * 8 / (h * w), "encode_seconds": round(enc.seconds, 4),
+        "quality_field": enc.header.quality,
+    }
+    out.say(f"{src} -> {dst}: {w}x{h}, {len(enc.data)} bytes, {row['bpp']:.4f} bpp, {enc.seconds:.2f} s")
+    return row

@@ -11,7 +11,7 @@ from typing import List, Optional
 import typer
 
 from cli.output import Output
-from codec.errors import UsageError
+from codec.errors import CodecError, UnsupportedError, UsageError
 
 DEFAULT_CODECS = ["ours", "jpeg", "webp", "avif", "jxl", "jpeg2000"]
 
@@ -37,49 +37,20 @@ def eval_(
     if video:
         return _eval_video(source, codecs, anchor, output, limit, frames, start, gop, json_out, cache)
     from codec.eval import published as pub
-    from codec.eval.codecs import make_codec
     from codec.eval.report import build_results, check as run_check, write
-    from codec.eval.sweep import find_images, run_sweep
+    from codec.eval.sweep import find_images, points_per_image, run_sweep
 
     out = Output(json_out)
-    specs = list(codecs) if codecs else list(DEFAULT_CODECS)
-    built = []
-    for spec in specs:
-        try:
-            built.append(make_codec(spec))
-        except UsageError:
-            raise
-        except Exception as exc:  # a codec this machine cannot run: say so and go on
-            from codec.errors import UnsupportedError
-
-            if not isinstance(exc, UnsupportedError):
-                raise
-            out.warn(f"skipping {spec}: {exc}")
-    if not built:
-        raise UsageError("no codec to evaluate")
-    names = [c.name for c in built]
-    baseline = None
-    if check is not None:
-        try:
-            baseline = json.loads(check.read_text())
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"cannot read baseline {check}: {exc}") from None
+    built = _build_codecs(list(codecs) if codecs else list(DEFAULT_CODECS), out)
+    baseline = _read_baseline(check) if check is not None else None
     curves_pub = pub.load([n.strip() for n in published.split(",") if n.strip()]) if published else {}
-    classical = [c.name for c in built if c.classical]
-    anchors = [anchor] if anchor else ([classical[0]] if classical else [])
-    anchors += [a for a in curves_pub if a not in anchors]
-    for a in anchors:
-        if a not in names and a not in curves_pub:
-            raise UsageError(f"anchor {a!r} is neither an evaluated codec nor a loaded published curve")
+    anchors = _image_anchors(anchor, built, curves_pub)
     images = find_images(source, limit)
-    from codec.eval.sweep import points_per_image
-
     total = len(images) * points_per_image(specs_for(built))
-    out.say(f"{len(images)} images x {total // len(images)} points: {', '.join(names)}")
+    out.say(f"{len(images)} images x {total // len(images)} points: {', '.join(c.name for c in built)}")
     with out.progress(total, "eval") as advance:
         rows = run_sweep(specs_for(built), images, jobs=jobs, on_image=lambda name, n: advance(name, n))
-    command = "codec eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else "codec eval"
-    results = build_results(rows, built, curves_pub, anchors, [p.name for p in images], command)
+    results = build_results(rows, built, curves_pub, anchors, [p.name for p in images], _command_line("codec eval"))
     paths = write(results, output)
     out.say(paths["table"].read_text().split("\nPer quality point")[0])
     out.say(f"wrote {paths['json']}, {paths['table']}, {paths['plot']}")
@@ -88,11 +59,50 @@ def eval_(
         out.emit({"command": "eval", "output": {k: str(v) for k, v in paths.items()}, "bd": results["bd"],
                   "check": None if baseline is None else {"tolerance": tolerance, "failures": failures}})
     if failures:
-        from codec.errors import CodecError
-
         err = CodecError("regression check failed: " + "; ".join(failures))
         err.exit_code = 6
         raise err
+
+
+def _build_codecs(specs: list[str], out: Output) -> list:
+    """The image codecs of `specs`; one this machine cannot run (UnsupportedError) is skipped with a
+    warning, any other error stops the run."""
+    from codec.eval.codecs import make_codec
+
+    built = []
+    for spec in specs:
+        try:
+            built.append(make_codec(spec))
+        except UnsupportedError as exc:  # a codec this machine cannot run: say so and go on
+            out.warn(f"skipping {spec}: {exc}")
+    if not built:
+        raise UsageError("no codec to evaluate")
+    return built
+
+
+def _read_baseline(path: Path) -> dict:
+    """The baseline results.json of `--check`."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read baseline {path}: {exc}") from None
+
+
+def _image_anchors(anchor: str | None, built: list, curves_pub: dict) -> list[str]:
+    """`--anchor`, else the first classical codec; then every published curve."""
+    classical = [c.name for c in built if c.classical]
+    anchors = [anchor] if anchor else ([classical[0]] if classical else [])
+    anchors += [a for a in curves_pub if a not in anchors]
+    names = [c.name for c in built]
+    for a in anchors:
+        if a not in names and a not in curves_pub:
+            raise UsageError(f"anchor {a!r} is neither an evaluated codec nor a loaded published curve")
+    return anchors
+
+
+def _command_line(bare: str) -> str:
+    """The command as typed (for results.json), or `bare` when it cannot be told."""
+    return "codec eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else bare
 
 
 def specs_for(built) -> list[str]:
@@ -123,21 +133,14 @@ def _eval_video(source: str, codecs, anchor, output: Path, limit, frames: int, s
                 json_out: bool, cache: Path | None = None) -> None:
     """Video RD sweep: every codec on a fixed window of every clip (bpp over all frames, PSNR-RGB
     averaged over frames), BD-rates per clip averaged over clips, table and plot."""
-    import glob
-
-    from codec.eval.video import evaluate_clips, load_clip, make_video_codec, video_results, write_video_results
+    from codec.eval.report import write
+    from codec.eval.video import load_clip
+    from codec.eval.video_codecs import make_video_codec
+    from codec.eval.video_report import video_markdown, video_plot, video_results
+    from codec.eval.video_sweep import evaluate_clips
 
     out = Output(json_out)
-    path = Path(source)
-    if path.is_dir():
-        clips = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
-    elif path.is_file():
-        clips = [path]
-    else:
-        clips = sorted(Path(p) for p in glob.glob(source))
-    if not clips:
-        raise UsageError(f"no video clips in {source}")
-    clips = clips[:limit] if limit else clips
+    clips = _find_clips(source, limit)
     built = [make_video_codec(spec) for spec in (list(codecs) if codecs else VIDEO_CODECS)]
     names = [c.name for c in built]
     defaults = [n for n in names if n == "x265"] + [n for n in names if n.split(":")[0] == "ours-intra"][:1]
@@ -148,11 +151,26 @@ def _eval_video(source: str, codecs, anchor, output: Path, limit, frames: int, s
     loaded = [load_clip(p, start, frames) for p in clips]
     out.say(f"{len(loaded)} clips x {frames} frames, gop {gop}: {', '.join(names)}")
     rows = evaluate_clips(loaded, built, gop, log=None if json_out else out.say, cache=cache)
-    command = "codec eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else "codec eval --video"
-    results = video_results(rows, built, anchors, loaded, command)
-    paths = write_video_results(results, output)
+    results = video_results(rows, built, anchors, loaded, _command_line("codec eval --video"))
+    paths = write(results, output, table=video_markdown, draw=video_plot)
     out.say(paths["table"].read_text().split("\n## ")[0])
     out.say(f"wrote {', '.join(str(p) for p in paths.values())}")
     if json_out:
         out.emit({"command": "eval", "video": True, "output": {k: str(v) for k, v in paths.items()},
                   "bd": results["bd"]})
+
+
+def _find_clips(source: str, limit: int | None) -> list[Path]:
+    """A folder (its video files, sorted), one file, or a glob; the first `limit` of them."""
+    import glob
+
+    path = Path(source)
+    if path.is_dir():
+        clips = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
+    elif path.is_file():
+        clips = [path]
+    else:
+        clips = sorted(Path(p) for p in glob.glob(source))
+    if not clips:
+        raise UsageError(f"no video clips in {source}")
+    return clips[:limit] if limit else clips

@@ -17,37 +17,52 @@ def info(
     max_frames: int = typer.Option(1 << 24, "--max-frames", min=1, help="Video: refuse bitstreams of more frames."),
 ) -> None:
     """Show a bitstream's header and chunks (checks every CRC; loads no model)."""
-    from codec.container import Limits, describe, read_container
-    from codec.io import read_bytes
+    from codec.container import Limits
+
+    from cli.video import is_video_bitstream
 
     out = Output(json_out)
-    from cli.video import is_video_bitstream, video_info
-
     if is_video_bitstream(path):
         limits = Limits(max_pixels=max_pixels, max_dimension=max_dimension, max_chunk_bytes=max_chunk_bytes,
                         max_frames=max_frames)
-        d = video_info(path, limits)
-        d["file"] = path
-        d["crc_ok"] = True
-        if json_out:
-            out.emit(d)
-            return
-        h = d["header"]
-        out.say(f"{path}: codec container (video), writer v{d['writer_version']} (readers >= v{d['min_reader_version']}), "
-                f"{d['size']} bytes, {d['bpp']:.4f} bpp")
-        out.say(f"  video {h['width']}x{h['height']}, {d['frames']} frames @ {d['fps']} fps, gop {d['gop']}, "
-                f"{len(d['gops'])} GOPs")
-        out.say(f"  model {h['model_id']} (weights {h['weights_sha256_prefix']}), coder {h['coder']} {h['coder_version']}, "
-                f"quality {h['quality']}")
-        table = Table("frame", "mode", "bytes", "offset", box=None, pad_edge=False)
-        for f in d["frame_table"]:
-            table.add_row(str(f["frame"]), f["mode"], str(f["bytes"]), str(f["offset"]))
-        out.table(table)
-        out.say("  all CRCs ok")
+        _video_info(path, limits, out, json_out)
+    else:
+        _image_info(path, Limits(max_pixels=max_pixels, max_dimension=max_dimension, max_chunk_bytes=max_chunk_bytes),
+                    out, json_out)
+
+
+def _video_info(path: str, limits, out: Output, json_out: bool) -> None:
+    """A video bitstream: header, VHDR, GOPs and one table row per frame."""
+    from cli.video import video_info
+
+    d = video_info(path, limits)
+    d["file"] = path
+    d["crc_ok"] = True
+    if json_out:
+        out.emit(d)
         return
-    data = read_stdin_bytes(max_chunk_bytes) if path == "-" else read_bytes(path, max_bytes=max_chunk_bytes)
-    container = read_container(data, Limits(max_pixels=max_pixels, max_dimension=max_dimension, max_chunk_bytes=max_chunk_bytes))
-    d = describe(container)
+    h = d["header"]
+    out.say(f"{path}: codec container (video), writer v{d['writer_version']} (readers >= v{d['min_reader_version']}), "
+            f"{d['size']} bytes, {d['bpp']:.4f} bpp")
+    out.say(f"  video {h['width']}x{h['height']}, {d['frames']} frames @ {d['fps']} fps, gop {d['gop']}, "
+            f"{len(d['gops'])} GOPs")
+    out.say(f"  model {h['model_id']} (weights {h['weights_sha256_prefix']}), coder {h['coder']} {h['coder_version']}, "
+            f"quality {h['quality']}")
+    table = Table("frame", "mode", "bytes", "offset", box=None, pad_edge=False)
+    for f in d["frame_table"]:
+        table.add_row(str(f["frame"]), f["mode"], str(f["bytes"]), str(f["offset"]))
+    out.table(table)
+    out.say("  all CRCs ok")
+
+
+def _image_info(path: str, limits, out: Output, json_out: bool) -> None:
+    """An image bitstream (or stdin): header and one table row per chunk."""
+    from codec.container import describe, read_container
+    from codec.io import read_bytes
+
+    max_bytes = limits.max_chunk_bytes
+    data = read_stdin_bytes(max_bytes) if path == "-" else read_bytes(path, max_bytes=max_bytes)
+    d = describe(read_container(data, limits))
     h = d["header"]
     d["file"] = path
     d["bytes"] = len(data)

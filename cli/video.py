@@ -12,7 +12,6 @@ import contextlib
 import io
 import time
 from fractions import Fraction
-from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -72,7 +71,7 @@ def frame_progress(out: Output, total: int | None, what: str):
 def encode_video(src: str, dst: str, *, out: Output, model: str | None, quality: float | None, step: float | None,
                  gop: int, window: tuple[int, int | None] | None, fps: Fraction | None, force: bool,
                  max_pixels: int, json_out: bool) -> dict:
-    from codec.io import atomic_file
+    from codec.atomic import atomic_file
     from codec.pipeline.video import compress_video, load_video_model
     from codec.videoio import open_video
 
@@ -190,7 +189,3 @@ def video_info(src: str, limits) -> dict:
         "gops": [{"first_frame": f, "offset": o} for f, o in index.gops],
         "bpp": r.size * 8 / max(1, h.width * h.height * len(frames)), "meta": r.meta, "frame_table": frames,
     }
-
-
-def default_video_output(src: str) -> str:
-    return str(Path(src).with_suffix(".mkv"))

@@ -1,27 +1,25 @@
-"""Image files in and out: Pillow decoding to 8-bit RGB, atomic writes, padding and cropping.
+"""Image files in and out: Pillow decoding to 8-bit RGB, lossless encoding, padding and cropping.
 
 Data flow:
 
     path | bytes ─► read_image ─► ImageInput.pixels (H, W, 3) uint8 ─► pad_to_multiple ─► pipeline
     pipeline ─► crop ─► (H, W, 3) uint8 ─► write_image | encode_image_bytes ─► atomic_write | stdout
 
-Every failure a user can cause becomes one of the errors in `codec.errors`, with a one-line
-message that names the file. This module imports numpy and Pillow only (never torch), so the
-CLI can read and write images without loading a model.
+Files are written through `codec.atomic` (temporary file, fsync, rename). Every failure a user
+can cause becomes one of the errors in `codec.errors`, with a one-line message that names the
+file. This module imports numpy and Pillow only (never torch), so the CLI can read and write
+images without loading a model.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import os
 import re
-import secrets
 import stat
 import struct
 import threading
-import time
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -31,21 +29,14 @@ from typing import BinaryIO, Iterator
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 
+from codec.atomic import atomic_write, check_destination, one_line, os_error_text
 from codec.container.format import MAX_CHUNK_BYTES_FLAG, image_signature
-from codec.errors import FormatError, InputError, LimitError, OutputError, UnsupportedError, UsageError
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks, so stale temporary files are left alone
-    fcntl = None
+from codec.errors import FormatError, InputError, LimitError, UnsupportedError, UsageError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "ImageInput",
-    "OutputError",
     "WRITE_FORMATS",
-    "atomic_file",
-    "atomic_write",
     "crop",
     "encode_image_bytes",
     "pad_to_multiple",
@@ -70,20 +61,8 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib
 # Raw modes of 16-bit samples (PNG "RGB;16B", TIFF "RGB;16N"), not 16-bit pixels (BMP "BGR;16").
 _SIXTEEN_BIT = re.compile(r";16[BLN]$")
 
-# Errno values of os.link that mean "this file system has no hard links", not "refused".
-_NO_HARD_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOSYS,
-                  getattr(errno, "ENOTSUP", errno.EOPNOTSUPP), errno.EOPNOTSUPP}
-
 # Image.MAX_IMAGE_PIXELS is a Pillow global; read_image sets it for the duration of open + load.
 _PILLOW_LIMIT_LOCK = threading.Lock()
-
-TEMP_MARK = "codec-"
-"""Temporary files are `.<name>.codec-<8 hex digits>.tmp` beside the output: hidden, and recognisably
-ours. A SIGKILL (or power loss) leaves one behind; the next write of the same output removes it."""
-
-STALE_TEMP_SECONDS = 10.0
-"""A temporary file that no process holds locked is removed only when it is at least this old, which
-covers the instant between its creation and its locking by a live writer."""
 
 
 @dataclass(frozen=True)
@@ -180,7 +159,7 @@ def read_bytes(source: str | Path, *, max_bytes: int) -> bytes:
         try:
             data = read_at_most(fp, max_bytes + 1, expected=size)
         except OSError as exc:
-            raise InputError(f"cannot read {label}: {_strerror(exc)}") from None
+            raise InputError(f"cannot read {label}: {os_error_text(exc)}") from None
     if len(data) > max_bytes:
         raise LimitError(f"{label} is {over}")
     return data
@@ -219,7 +198,7 @@ def _open_input(path: Path, label: str) -> Iterator[BinaryIO]:
             raise InputError(f"{label} is a directory, not a file") from None
         raise InputError(f"{label}: permission denied") from None
     except OSError as exc:
-        raise InputError(f"cannot open {label}: {_strerror(exc)}") from None
+        raise InputError(f"cannot open {label}: {os_error_text(exc)}") from None
     with fp:
         if stat.S_ISDIR(os.fstat(fp.fileno()).st_mode):
             raise InputError(f"{label} is a directory, not a file")
@@ -274,7 +253,7 @@ def _decode(fp: BinaryIO, label: str, max_pixels: int) -> ImageInput:
         except Image.DecompressionBombError:
             raise _limit_error(label, f"a frame of more than {2 * max_pixels} pixels", max_pixels) from None
         except _DECODE_ERRORS as exc:
-            raise FormatError(f"{label}: truncated or corrupt {fmt} data ({_one_line(exc)})") from None
+            raise FormatError(f"{label}: truncated or corrupt {fmt} data ({one_line(exc)})") from None
         if frames > 1:
             if fmt != "MPO":
                 raise UnsupportedError(f"{label} is animated or multi-page ({frames} frames); codec codes "
@@ -289,7 +268,7 @@ def _decode(fp: BinaryIO, label: str, max_pixels: int) -> ImageInput:
         except Image.DecompressionBombError:
             raise _limit_error(label, f"a tile of more than {2 * max_pixels} pixels", max_pixels) from None
         except _DECODE_ERRORS as exc:
-            raise FormatError(f"{label}: truncated or corrupt {fmt} data ({_one_line(exc)})") from None
+            raise FormatError(f"{label}: truncated or corrupt {fmt} data ({one_line(exc)})") from None
 
     im = _apply_orientation(im, label, notes)
     pixels = _to_rgb(im, label, notes)
@@ -306,7 +285,7 @@ def _unreadable(fp: BinaryIO, label: str, exc: BaseException | None = None) -> E
     kind = image_signature(head)
     if exc is None and kind is None:
         return UnsupportedError(f"{label} is not an image Pillow can read")
-    detail = "" if exc is None else f" ({_one_line(exc)})"
+    detail = "" if exc is None else f" ({one_line(exc)})"
     return FormatError(f"{label}: truncated or corrupt {kind or 'image'} header{detail}")
 
 
@@ -327,7 +306,7 @@ def _apply_orientation(im: Image.Image, label: str, notes: list[str]) -> Image.I
     try:
         orientation = im.getexif().get(0x0112, 1)
     except Exception as exc:  # noqa: BLE001 - Pillow's EXIF parser raises many types on bad metadata
-        notes.append(f"{label}: unreadable EXIF metadata ignored ({_one_line(exc)})")
+        notes.append(f"{label}: unreadable EXIF metadata ignored ({one_line(exc)})")
         return im
     if orientation in (2, 3, 4, 5, 6, 7, 8):
         return ImageOps.exif_transpose(im)
@@ -395,7 +374,7 @@ def write_image(pixels: np.ndarray, dest: str | Path, *, force: bool = False, fo
         if format is None:
             raise UsageError(f"cannot tell the image format of {dest} from its suffix "
                              f"{dest.suffix or '(none)'!r}; use one of {', '.join(WRITE_FORMATS)}")
-    _check_destination(dest, force)  # fail before spending time on encoding
+    check_destination(dest, force)  # fail before spending time on encoding
     return atomic_write(dest, encode_image_bytes(pixels, format), force=force)
 
 
@@ -430,190 +409,8 @@ def encode_image_bytes(pixels: np.ndarray, format: str = "PNG") -> bytes:
         Image.fromarray(np.ascontiguousarray(pixels), mode="RGB").save(out, format=name, **options)
     except (OSError, ValueError) as exc:
         height, width = pixels.shape[:2]
-        raise UnsupportedError(f"cannot encode a {width}x{height} image as {name}: {_one_line(exc)}") from None
+        raise UnsupportedError(f"cannot encode a {width}x{height} image as {name}: {one_line(exc)}") from None
     return out.getvalue()
-
-
-def atomic_write(dest: str | Path, data: bytes, *, force: bool = False) -> int:
-    """Writes `data` to `dest` so that readers see either the old file or the complete new one.
-
-    The bytes go to a temporary file in the same directory (`.<name>.codec-<random>.tmp`, see
-    `TEMP_MARK`), are flushed and fsync'ed, then moved into place. Without `force` the move is
-    `os.link` (which fails atomically when `dest` appeared meanwhile) followed by removing the
-    temporary name; where the file system has no hard links it falls back to `os.replace` after a
-    fresh existence check, which leaves a short window in which a file created by someone else
-    could be overwritten.
-    With `force` the move is `os.replace`. On any failure the temporary file is removed.
-
-    Args:
-        dest: output path; its directory must exist.
-        data: the bytes to write.
-        force: overwrite an existing file.
-
-    Returns:
-        Number of bytes written.
-
-    Raises:
-        InputError: `dest` exists without `force`, is a directory, its directory is missing,
-            or permission is denied.
-        OutputError: any other write failure (disk full, file too large, read-only file system).
-    """
-    with atomic_file(dest, force=force) as fp:
-        fp.write(data)
-    return len(data)
-
-
-@contextlib.contextmanager
-def atomic_file(dest: str | Path, *, force: bool = False) -> Iterator[BinaryIO]:
-    """A binary file to stream into that appears at `dest` only complete, when the block ends
-    without an exception (same guarantees and errors as `atomic_write`); on an exception, or a
-    kill, nothing is left at `dest` and the temporary file is removed (a SIGKILL leaves only the
-    hidden `.<name>.codec-<random>.tmp`, which the next write of `dest` removes)."""
-    dest = Path(dest)
-    _check_destination(dest, force)
-    directory = dest.parent
-    tmp, fd = _create_temp(directory, dest)
-    try:
-        try:
-            with open(fd, "r+b", closefd=False) as fp:
-                yield fp
-                fp.flush()
-                os.fsync(fp.fileno())
-            if force:
-                os.replace(tmp, dest)
-            else:
-                _link_into_place(tmp, dest)
-        except OSError as exc:
-            raise _write_error(dest, exc) from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    finally:
-        os.close(fd)  # releases the lock, after the temporary name is gone
-    _fsync_directory(directory)
-
-
-def _check_destination(dest: Path, force: bool) -> None:
-    """Refuses a missing directory, a directory as destination, and an existing file without force."""
-    directory = dest.parent
-    if not directory.is_dir():
-        raise InputError(f"cannot write {dest}: directory {directory} does not exist")
-    if dest.is_dir():
-        raise InputError(f"cannot write {dest}: it is a directory")
-    if not force and os.path.lexists(dest):
-        raise InputError(f"{dest} exists; use --force to overwrite")
-
-
-def _create_temp(directory: Path, dest: Path) -> tuple[Path, int]:
-    """Creates an empty, exclusive temporary file beside `dest` with the umask's permissions.
-
-    Returns its path and a read-write descriptor that holds an exclusive advisory lock on it: the
-    lock tells `_remove_stale_temps` in other runs that the file is in use, and the kernel drops it
-    when the writer dies, even by SIGKILL. Close the descriptor only once the name is gone.
-    """
-    _remove_stale_temps(directory, dest)
-    for _ in range(100):
-        tmp = directory / f".{dest.name}.{TEMP_MARK}{secrets.token_hex(4)}.tmp"
-        try:
-            # 0o666 & ~umask, like a plain open(); mkstemp would give 0o600 to the final file.
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise _write_error(dest, exc) from None
-        _try_lock(fd)
-        return tmp, fd
-    raise OutputError(f"cannot write {dest}: no free temporary name in {directory}")
-
-
-def _try_lock(fd: int) -> bool:
-    """Takes an exclusive advisory lock on `fd` without waiting; False if another process holds one
-    or the file system has no locks."""
-    if fcntl is None:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
-    return True
-
-
-def _remove_stale_temps(directory: Path, dest: Path) -> None:
-    """Removes the temporary files of `dest` that killed runs left behind.
-
-    A candidate is named `.<dest name>.codec-<8 hex>.tmp`, is a regular file, was last modified
-    `STALE_TEMP_SECONDS` ago or more, and no process holds its lock (a live writer holds it from
-    creation to rename). Anything else, and every failure, is left alone.
-    """
-    if fcntl is None:
-        return
-    pattern = re.compile(re.escape(f".{dest.name}.{TEMP_MARK}") + r"[0-9a-f]{8}\.tmp")
-    try:
-        names = [name for name in os.listdir(directory) if pattern.fullmatch(name)]
-    except OSError:
-        return
-    for name in names:
-        path = directory / name
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except OSError:
-            continue
-        try:
-            st = os.fstat(fd)
-            if (stat.S_ISREG(st.st_mode) and time.time() - st.st_mtime >= STALE_TEMP_SECONDS
-                    and _try_lock(fd) and os.stat(path, follow_symlinks=False).st_ino == st.st_ino):
-                os.unlink(path)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-
-
-def _link_into_place(tmp: Path, dest: Path) -> None:
-    """Moves `tmp` to `dest` without ever replacing a file that exists at `dest`."""
-    try:
-        os.link(tmp, dest)
-    except FileExistsError:
-        raise InputError(f"{dest} exists; use --force to overwrite") from None
-    except (OSError, AttributeError, NotImplementedError) as exc:
-        if isinstance(exc, OSError) and exc.errno not in _NO_HARD_LINKS:
-            raise
-        if os.path.lexists(dest):  # no hard links here: check again, then replace
-            raise InputError(f"{dest} exists; use --force to overwrite") from None
-        os.replace(tmp, dest)
-        return
-    os.unlink(tmp)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Makes the new directory entry durable where the platform allows it (POSIX)."""
-    if os.name != "posix":
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _write_error(dest: Path, exc: OSError) -> Exception:
-    """Turns an OSError from writing `dest` into a one-line codec error."""
-    code = exc.errno
-    if code in (errno.EACCES, errno.EPERM):
-        return InputError(f"cannot write {dest}: permission denied")
-    if code in (errno.ENOENT, errno.ENOTDIR):
-        return InputError(f"cannot write {dest}: directory {dest.parent} does not exist")
-    if code == errno.ENOSPC:
-        return OutputError(f"cannot write {dest}: no space left on device")
-    if code == getattr(errno, "EDQUOT", None):
-        return OutputError(f"cannot write {dest}: disk quota exceeded")
-    if code == errno.EFBIG:
-        return OutputError(f"cannot write {dest}: file too large for the file system")
-    if code == errno.EROFS:
-        return OutputError(f"cannot write {dest}: read-only file system")
-    return OutputError(f"cannot write {dest}: {_strerror(exc)}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -662,17 +459,3 @@ def crop(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
     if not (1 <= height <= pixels.shape[0] and 1 <= width <= pixels.shape[1]):
         raise ValueError(f"cannot crop {height}x{width} from an array of shape {pixels.shape}")
     return np.ascontiguousarray(pixels[:height, :width])
-
-
-# ----------------------------------------------------------------------------------------------
-# Helpers
-# ----------------------------------------------------------------------------------------------
-
-
-def _one_line(exc: BaseException) -> str:
-    """An exception's message squeezed onto one line."""
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _strerror(exc: OSError) -> str:
-    return exc.strerror or _one_line(exc)

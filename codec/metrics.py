@@ -4,6 +4,7 @@ All functions take (H, W, 3) uint8 RGB arrays as decoded for display, so a codec
 are measured on exactly the pixels a user would see. Conventions follow CompressAI's eval tools:
 
     psnr      10 log10(255^2 / MSE), MSE over every sample of all three channels (8-bit RGB)
+    mean_psnr the mean over the frames of a video of their psnr
     ms_ssim   pytorch_msssim.ms_ssim on RGB, data_range 255, 5 scales, 11x11 Gaussian window
     bpp       8 * (bytes of the whole file) / (height * width)
 
@@ -13,10 +14,11 @@ This module imports numpy and torch (for MS-SSIM) only; never typer or rich.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["MS_SSIM_MIN_SIDE", "bpp", "ms_ssim", "psnr"]
+__all__ = ["MS_SSIM_MIN_SIDE", "bpp", "mean_psnr", "ms_ssim", "psnr"]
 
 MS_SSIM_MIN_SIDE = 161
 """Smallest height and width that 5-scale MS-SSIM with an 11-pixel window accepts: the image is
@@ -48,6 +50,21 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     if mse == 0.0:
         return float("inf")
     return 10.0 * math.log10(255.0**2 / mse)
+
+
+def mean_psnr(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
+    """The mean over frames of the per-frame `psnr` of two videos, in dB.
+
+    Args:
+        a: reference frames, (H, W, 3) uint8 each.
+        b: reconstructed frames, as many, each of its reference's shape.
+
+    Raises:
+        ValueError: the videos differ in frame count (or a pair in shape), or have no frame.
+    """
+    if len(a) != len(b) or len(a) == 0:
+        raise ValueError(f"expected two videos of the same number of frames, at least one, got {len(a)} and {len(b)}")
+    return float(sum(psnr(x, y) for x, y in zip(a, b)) / len(a))
 
 
 def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:

@@ -16,8 +16,3 @@ def data_dir() -> Path:
 def weights_dir() -> Path:
     """Shipped weights: $CODEC_WEIGHTS, else weights/ in the repository."""
     return Path(os.environ.get("CODEC_WEIGHTS", REPO_ROOT / "weights"))
-
-
-def cache_dir() -> Path:
-    """Training checkpoints, outside the repository: $CODEC_CACHE, else ~/.cache/codec."""
-    return Path(os.environ.get("CODEC_CACHE", Path.home() / ".cache" / "codec"))

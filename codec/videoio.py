@@ -3,15 +3,15 @@
 Data flow:
 
     clip.mp4 | frames/ | 'frames/*.png' | 'frames/%05d.png'
-        ─► open_video ─► VideoReader ─► (H, W, 3) uint8 RGB frames, one at a time ─► pipeline
-    pipeline ─► (H, W, 3) uint8 frames ─► VideoWriter.write ... close()
+        ─► open_video ─► MediaReader ─► (H, W, 3) uint8 RGB frames, one at a time ─► pipeline
+    pipeline ─► (H, W, 3) uint8 frames ─► MediaWriter.write ... close()
         ─► out.mkv (FFV1, lossless) | out.y4m (YUV 4:4:4, not lossless) | out/%05d.png (one file a frame)
 
 Reading streams: a reader holds the frame it returns and at most one decoded frame ahead, so a
 long clip costs the memory of a frame or two. Writing is atomic: .mkv and .y4m go to a temporary
-file beside the destination and are moved into place only by `VideoWriter.close`, so the
+file beside the destination and are moved into place only by `MediaWriter.close`, so the
 destination is never seen half written; numbered images are each written with
-`codec.io.atomic_write`.
+`codec.atomic.atomic_write`.
 
 Every failure a user can cause becomes one of the errors in `codec.errors` with a one-line
 message that names the file (and the frame); no exception of PyAV (`av.error.*`) escapes.
@@ -35,28 +35,25 @@ import av.error
 import numpy as np
 from PIL import Image
 
-from codec.errors import FormatError, InputError, UnsupportedError, UsageError
-from codec.io import (
-    DEFAULT_MAX_PIXELS,
-    WRITE_FORMATS,
-    _check_destination,
-    _create_temp,
-    _fsync_directory,
-    _limit_error,
-    _link_into_place,
-    _one_line,
-    _write_error,
+from codec.atomic import (
     atomic_write,
-    encode_image_bytes,
-    read_image,
+    check_destination,
+    create_temp,
+    fsync_directory,
+    move_into_place,
+    one_line,
+    os_error_text,
+    write_error,
 )
+from codec.errors import FormatError, InputError, UnsupportedError, UsageError
+from codec.io import DEFAULT_MAX_PIXELS, WRITE_FORMATS, _limit_error, encode_image_bytes, read_image
 
 __all__ = [
     "DEFAULT_FPS",
     "VIDEO_EXTENSIONS",
     "VideoInfo",
-    "VideoReader",
-    "VideoWriter",
+    "MediaReader",
+    "MediaWriter",
     "is_video_source",
     "open_video",
     "open_writer",
@@ -140,8 +137,9 @@ class VideoInfo:
     frames: int | None
 
 
-class VideoReader:
-    """An iterator over the (H, W, 3) uint8 RGB frames of a video, in display order.
+class MediaReader:
+    """An iterator over the (H, W, 3) uint8 RGB frames of a video file or a frame folder, in display
+    order (media in; the codec's own bitstreams are read by `codec.container.video.VideoReader`).
 
     Made by `open_video`. Each frame is a fresh C-contiguous, writable array. The reader is
     single pass, closes its file when exhausted, and is a context manager:
@@ -195,7 +193,7 @@ class VideoReader:
             with contextlib.suppress(*_AV_ERRORS):
                 on_close()
 
-    def __enter__(self) -> VideoReader:
+    def __enter__(self) -> MediaReader:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -203,7 +201,7 @@ class VideoReader:
 
 
 def open_video(source: str | Path, *, frames: tuple[int, int | None] | None = None,
-               fps: Fraction | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> VideoReader:
+               fps: Fraction | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> MediaReader:
     """Opens a video, a folder of frames or a frame pattern for reading RGB frames.
 
     Sources, tried in this order:
@@ -304,7 +302,7 @@ def _empty_window(label: str, total: int | None, start: int, stop: int | None) -
 
 
 def _open_file(path: Path, label: str, start: int, stop: int | None, fps: Fraction | None,
-               max_pixels: int) -> VideoReader:
+               max_pixels: int) -> MediaReader:
     """Opens a video file with PyAV, checks its first stream, and decodes the first wanted frame."""
     try:
         # An absolute path keeps FFmpeg from reading "name:rest" as a protocol such as "http:".
@@ -346,7 +344,7 @@ def _open_file(path: Path, label: str, start: int, stop: int | None, fps: Fracti
         raise _limit_error(label, f"{width}x{height} = {width * height} pixels a frame", max_pixels)
     count = _window_size(total, start, stop) or None  # 0 would contradict the decoded first frame
     info = VideoInfo(width=width, height=height, fps=rate, frames=count)
-    return VideoReader(info, label, first, rest, rest.close)
+    return MediaReader(info, label, first, rest, rest.close)
 
 
 def _stream_rate(stream: av.video.stream.VideoStream) -> Fraction:
@@ -381,7 +379,7 @@ def _decode_frames(container: av.container.InputContainer, stream: av.video.stre
 def _av_message(exc: BaseException) -> str:
     """PyAV's message without the file name and errno it repeats ("[Errno 1094995529] ...: 'x'")."""
     text = getattr(exc, "strerror", None) if isinstance(exc, av.error.FFmpegError) else None
-    return _one_line(Exception(text)) if text else _one_line(exc)
+    return one_line(Exception(text)) if text else one_line(exc)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -390,7 +388,7 @@ def _av_message(exc: BaseException) -> str:
 
 
 def _open_images(paths: list[Path], label: str, start: int, stop: int | None, fps: Fraction | None,
-                 max_pixels: int) -> VideoReader:
+                 max_pixels: int) -> MediaReader:
     """Reads the first image of the window now and the others lazily, one at a time."""
     window = paths[start:stop]
     if not window:
@@ -399,7 +397,7 @@ def _open_images(paths: list[Path], label: str, start: int, stop: int | None, fp
     height, width = first.shape[:2]
     info = VideoInfo(width=width, height=height, fps=fps or DEFAULT_FPS, frames=len(window))
     rest = ((str(p), read_image(p, max_pixels=max_pixels).pixels) for p in window[1:])
-    return VideoReader(info, label, (str(window[0]), first), rest, rest.close)
+    return MediaReader(info, label, (str(window[0]), first), rest, rest.close)
 
 
 def _natural_key(path: Path) -> list[object]:
@@ -419,7 +417,7 @@ def _folder_frames(folder: Path, label: str) -> list[Path]:
     try:
         entries = list(folder.iterdir())
     except OSError as exc:
-        raise InputError(f"cannot list {label}: {exc.strerror or _one_line(exc)}") from None
+        raise InputError(f"cannot list {label}: {os_error_text(exc)}") from None
     paths = [p for p in entries
              if not p.name.startswith(".") and p.suffix.lower() in suffixes and p.is_file()]
     if not paths:
@@ -472,8 +470,9 @@ def _printf_frames(pattern: str) -> list[Path]:
 # ----------------------------------------------------------------------------------------------
 
 
-class VideoWriter:
-    """Writes (H, W, 3) uint8 RGB frames to a video file or numbered images, all or nothing.
+class MediaWriter:
+    """Writes (H, W, 3) uint8 RGB frames to a video file or numbered images, all or nothing (media
+    out; the codec's own bitstreams are written by `codec.container.video.VideoWriter`).
 
     The destination picks the format:
         * `.mkv`: FFV1 (version 3, lossless) in Matroska, pixel format bgr0; reading it back with
@@ -482,7 +481,7 @@ class VideoWriter:
           conversion is NOT lossless (samples come back within about 2 levels).
         * a printf pattern such as `frames/%05d.png`: one lossless image per frame, numbered from
           0, in any of `codec.io.WRITE_FORMATS` (PNG, BMP, TIFF, WebP); each file is written
-          atomically with `codec.io.atomic_write`.
+          atomically with `codec.atomic.atomic_write`.
 
     Video files go to a temporary file beside `dest` that `close` flushes, fsyncs and moves into
     place; `abort` (or an exception inside a `with` block) removes it, so `dest` is either
@@ -538,7 +537,7 @@ class VideoWriter:
             InputError, OutputError: the write failed; everything written is discarded.
         """
         if self._state != "open":
-            raise ValueError(f"cannot write to a VideoWriter that is {self._state}")
+            raise ValueError(f"cannot write to a MediaWriter that is {self._state}")
         frame = np.asarray(frame)
         if frame.dtype != np.uint8 or frame.shape != (self.height, self.width, 3):
             raise ValueError(f"expected a ({self.height}, {self.width}, 3) uint8 frame, "
@@ -562,7 +561,7 @@ class VideoWriter:
             OutputError: the write failed; nothing is left behind.
         """
         if self._state == "aborted":
-            raise ValueError("cannot close a VideoWriter that was aborted")
+            raise ValueError("cannot close a MediaWriter that was aborted")
         if self._state == "open":
             try:
                 self._sink.commit()
@@ -579,7 +578,7 @@ class VideoWriter:
         self._state = "aborted"
         self._sink.abort()
 
-    def __enter__(self) -> VideoWriter:
+    def __enter__(self) -> MediaWriter:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
@@ -590,9 +589,9 @@ class VideoWriter:
 
 
 def open_writer(dest: str | Path, width: int, height: int, fps: Fraction, *,
-                force: bool = False) -> VideoWriter:
-    """Makes a `VideoWriter` (see there for the formats); the mirror of `open_video`."""
-    return VideoWriter(dest, width, height, fps, force=force)
+                force: bool = False) -> MediaWriter:
+    """Makes a `MediaWriter` (see there for the formats); the mirror of `open_video`."""
+    return MediaWriter(dest, width, height, fps, force=force)
 
 
 class _AvSink:
@@ -601,8 +600,8 @@ class _AvSink:
     def __init__(self, dest: Path, muxer: str, codec: str, pix_fmt: str, options: dict[str, str],
                  width: int, height: int, fps: Fraction, force: bool) -> None:
         self.dest, self.force, self.pix_fmt = dest, force, pix_fmt
-        _check_destination(dest, force)  # fail before spending time on coding
-        self.tmp, self._lock_fd = _create_temp(dest.parent, dest)  # FFmpeg writes by name; we hold the lock
+        check_destination(dest, force)  # fail before spending time on coding
+        self.tmp, self._lock_fd = create_temp(dest.parent, dest)  # FFmpeg writes by name; we hold the lock
         # Removes the temporary file if the writer is dropped without close() or abort().
         self._finalizer = weakref.finalize(self, _discard_temp, self.tmp, self._lock_fd)
         self.container: av.container.OutputContainer | None = None
@@ -638,17 +637,11 @@ class _AvSink:
                 os.close(fd)
         except _AV_ERRORS as exc:
             raise self._error(exc) from None
-        _check_destination(self.dest, self.force)
-        try:
-            if self.force:
-                os.replace(self.tmp, self.dest)
-            else:
-                _link_into_place(self.tmp, self.dest)
-        except OSError as exc:
-            raise _write_error(self.dest, exc) from None
+        check_destination(self.dest, self.force)
+        move_into_place(self.tmp, self.dest, self.force)
         self._finalizer.detach()
         os.close(self._lock_fd)
-        _fsync_directory(self.dest.parent)
+        fsync_directory(self.dest.parent)
 
     def abort(self) -> None:
         if self.container is not None:
@@ -659,7 +652,7 @@ class _AvSink:
 
     def _error(self, exc: BaseException) -> Exception:
         if isinstance(exc, OSError) and exc.errno is not None and 0 < exc.errno < 4096:
-            return _write_error(self.dest, exc)
+            return write_error(self.dest, exc)
         return UnsupportedError(f"cannot write {self.dest}: {_av_message(exc)}")
 
 
@@ -674,7 +667,7 @@ class _ImageSink:
             raise UsageError(f"cannot tell the image format of {pattern} from its suffix "
                              f"{suffix or '(none)'!r}; use one of {', '.join(WRITE_FORMATS)}")
         first = Path(_printf_name(pattern, 0))
-        _check_destination(first, force)
+        check_destination(first, force)
         if not force:
             existing = _printf_matches(pattern)
             if existing:

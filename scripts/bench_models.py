@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from codec.models.hyperprior import HyperpriorConfig, MeanScaleHyperprior  # noqa: E402
 from codec.pipeline.image import compress, decompress  # noqa: E402
 from codec.settings import data_dir  # noqa: E402
-from codec.weights import from_module  # noqa: E402
+from codec.pipeline.hyperprior import from_module  # noqa: E402
 
 
 def timings(preset: str, pixels: np.ndarray, repeats: int) -> tuple[float, float]:

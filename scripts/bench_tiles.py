@@ -85,17 +85,16 @@ def one_pass_difference(bitstream: Path, tiled: np.ndarray) -> tuple[int, float]
     the whole latent in one pass (the same symbols)."""
     import torch
 
-    from codec import coder
     from codec.container import YSTR, read_container
-    from codec.pipeline import image
+    from codec.pipeline import hyperprior, image
     from codec.pipeline.rate import rate_from_field
 
     container = read_container(bitstream.read_bytes())
     model = image.load_model(container.header.model_id)
     rate = rate_from_field(model, container.header.quality)
-    mean_q, scale = image.entropy_parameters(model, image.decode_side(model, container))
-    y_sym = coder.decode_gaussian(container.get(YSTR), image.scale_indexes(model, scale, rate), model.scale_table.numpy())
-    y_hat = torch.from_numpy(y_sym.astype(np.float32))[None] * rate.dec_mult.float().view(1, -1, 1, 1) + mean_q
+    mean_q, scale = model.entropy.parameters(hyperprior.decode_side(model, container))
+    y_sym = model.entropy.y.decompress(container.get(YSTR), model.entropy.scale_index(scale, rate.enc_step))
+    y_hat = hyperprior.dequantize(y_sym, mean_q, rate)
     with torch.no_grad():
         x = model.module.g_s(y_hat)[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     diff = np.abs(x[: tiled.shape[0], : tiled.shape[1]].astype(int) - tiled.astype(int))

@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from codec.models.hyperprior import HyperpriorConfig, MeanScaleHyperprior  # noqa: E402
-from codec.train.loop import rd_loss  # noqa: E402
+from codec.train.hyperprior import rd_loss  # noqa: E402
 
 
 def seconds_per_step(cfg: HyperpriorConfig, crop: int, bf16: bool, compiled: bool, steps: int, batch: int = 8) -> float:

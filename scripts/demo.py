@@ -66,7 +66,8 @@ def main() -> None:
 
 
 def video(console: Console, out: Path) -> None:
-    from codec.eval.video import decode_stream, encode_stream, load_clip, measure
+    from codec.eval.video import load_clip
+    from codec.eval.video_codecs import decode_stream, encode_stream, measure
 
     src = REPO / "assets" / "carphone.mp4"
     console.print(f"\n$ codec encode {src.relative_to(REPO)} -o out/demo/carphone.bin")

@@ -5,54 +5,31 @@
 One golden file per shipped video format: video_carphone_6f.bin (vct-l0067, container version 2) and
 video_carphone_6f_zt.bin (vct-zt-l0067, version 3: temporal side information, compact frames).
 
-Codes the first 6 frames of assets/carphone.mp4 (gop 4: a keyframe, inter frames, a second GOP) with
-the shipped video model and writes tests/golden/video_carphone_6f.bin and golden_video.json (sizes,
-modes, sha256 of the bitstream, of the decoded latents and of the source frames, mean PSNR).
-tests/test_shipped_video.py checks that the bitstream still decodes to exactly those latents (and
-that PSNR) and that the source re-encodes to the same bytes.
+Codes the first 6 frames of assets/carphone.mp4 (gop 4: a keyframe, inter frames, a second GOP; the
+recipe is codec.testing.golden_video) with the shipped video model and writes
+tests/golden/video_carphone_6f.bin and golden_video.json (sizes, modes, sha256 of the bitstream, of the
+decoded latents and of the source frames, mean PSNR). tests/test_shipped_video.py checks that the
+bitstream still decodes to exactly those latents (and that PSNR) and that the source re-encodes to the
+same bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from codec.eval.video import load_clip  # noqa: E402
-from codec.pipeline.video import RDO_LAMBDA, VideoDecoder, compress_video, load_video_model  # noqa: E402
+from codec.metrics import mean_psnr  # noqa: E402
+from codec.pipeline.vct import RDO_LAMBDA  # noqa: E402
+from codec.pipeline.video import load_video_model  # noqa: E402
+from codec.testing import golden_video as golden  # noqa: E402
+from codec.testing.digests import decode_video_with_latents_sha256, frames_sha256  # noqa: E402
 
 GOLDEN = REPO / "tests" / "golden"
-SOURCE = REPO / "assets" / "carphone.mp4"
-FRAMES, GOP, QUALITY = 6, 4, 40
-
-
-def frames_sha256(frames) -> str:
-    h = hashlib.sha256()
-    for f in frames:
-        h.update(f.tobytes())
-    return h.hexdigest()
-
-
-def decode(data: bytes, model=None):
-    """(frames, sha256 of the decoded latents y_hat, float64 bytes, frame after frame)."""
-    dec = VideoDecoder(io.BytesIO(data), model)
-    frames, h = [], hashlib.sha256()
-    for _, pixels in dec.frames():
-        frames.append(pixels)
-        h.update(dec.latent.numpy().tobytes())
-    return frames, h.hexdigest()
-
-
-def mean_psnr(a, b) -> float:
-    from codec.metrics import psnr
-
-    return float(sum(psnr(x, y) for x, y in zip(a, b)) / len(a))
 
 
 def main() -> None:
@@ -63,18 +40,17 @@ def main() -> None:
     p.add_argument("--suffix", default="", help="file names video_carphone_6f{S}.bin, golden_video{S}.json")
     a = p.parse_args()
     model = load_video_model(a.model)
-    frames = load_clip(SOURCE, 0, FRAMES).frames
-    buf = io.BytesIO()
+    frames = golden.source_frames()
     h, w = frames[0].shape[:2]
     encoder = {"rdo": RDO_LAMBDA}  # the encoder's choices this golden file pins (the test re-encodes with them)
-    stats = compress_video(model, frames, buf, width=w, height=h, fps=Fraction(30), quality=QUALITY, gop=GOP, **encoder)
-    data = buf.getvalue()
-    decoded, latents_sha = decode(data, model)
+    data, stats = golden.encode(model, frames, encoder)
+    decoded, latents_sha = decode_video_with_latents_sha256(data, model)
     GOLDEN.mkdir(parents=True, exist_ok=True)
     (GOLDEN / f"video_carphone_6f{a.suffix}.bin").write_bytes(data)
     info = {
         "bitstream": f"video_carphone_6f{a.suffix}.bin",
-        "source": f"assets/carphone.mp4, frames 0..{FRAMES - 1}, quality {QUALITY}, gop {GOP}, fps 30",
+        "source": f"{golden.SOURCE.relative_to(REPO)}, frames 0..{golden.FRAMES - 1}, quality {golden.QUALITY}, "
+                  f"gop {golden.GOP}, fps {golden.FPS}",
         "model_id": model.model_id, "encoder": encoder, "bytes": len(data), "modes": stats.modes, "frame_bytes": stats.frame_bytes,
         "bitstream_sha256": hashlib.sha256(data).hexdigest(),
         "latents_sha256": latents_sha,
@@ -82,7 +58,7 @@ def main() -> None:
         "note": "pixels come from g_s in float32 and may differ by one level in a few pixels between thread "
                 "counts; the latents are exact, so the test checks them bit for bit and the PSNR to 0.01 dB",
         "source_frames_sha256": frames_sha256(frames),
-        "shape": [FRAMES, h, w, 3],
+        "shape": [golden.FRAMES, h, w, 3],
     }
     (GOLDEN / f"golden_video{a.suffix}.json").write_text(json.dumps(info, indent=2) + "\n")
     print(json.dumps(info, indent=2))

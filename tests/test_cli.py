@@ -471,14 +471,18 @@ def test_truncated_bitstream_is_reported_as_corrupt(tmp_path, sample, command):
 
 
 def test_every_truncation_and_every_flipped_byte_exits_3(sample):
-    """No damage to a bitstream, anywhere, is an internal error or a crash."""
+    """No damage to a bitstream, anywhere, is an internal error or a crash: `info` and `decode` both
+    exit 3 with one `Error: ...` line on stderr and nothing on stdout."""
     data = sample["bin"]
     bad = []
     for i in range(len(data)):
         for blob in (data[:i], data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1:]):
-            result = cli("info", "-", input=blob)
-            if result.exit_code != 3 or not result.stderr.startswith("Error: ") or "Traceback" in result.output:
-                bad.append((i, len(blob), result.exit_code, result.stderr[:120]))
+            for args in (("info", "-"), ("decode", "-", "-o", "-")):
+                result = cli(*args, input=blob)
+                lines = result.stderr.strip().splitlines()
+                if (result.exit_code != 3 or len(lines) != 1 or not lines[0].startswith("Error: ")
+                        or "Traceback" in result.output or result.stdout_bytes):
+                    bad.append((args[0], i, len(blob), result.exit_code, result.stderr[:120]))
     assert not bad, bad[:5]
 
 

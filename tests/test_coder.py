@@ -284,34 +284,3 @@ def test_importing_the_coder_does_not_import_torch():
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-
-
-# --- encoder-side rate-distortion rounding ---------------------------------------------------
-
-
-def test_rd_round_without_lambda_is_plain_rounding():
-    import torch
-
-    from codec.entropy.gaussian import rd_round
-
-    r = torch.linspace(-6.3, 6.3, 1001, dtype=torch.float64)
-    assert torch.equal(rd_round(r, torch.full_like(r, 0.5), 0.0), torch.round(r))
-
-
-def test_rd_round_moves_toward_zero_only_where_the_bits_saved_pay_for_the_error():
-    import torch
-
-    from codec.entropy.gaussian import rd_round
-
-    r = torch.tensor([0.6, -0.6, 0.6, 1.55, 0.4, 3.1], dtype=torch.float64)
-    scale = torch.tensor([0.2, 0.2, 8.0, 1.0, 0.2, 0.2], dtype=torch.float64)
-    s = rd_round(r, scale, 0.2)
-    # a confident scale makes 1 costly: 0.6 -> 0; a wide one costs about the same for 0 and 1: stays 1;
-    # 1.55 at scale 1: 2 costs two bits more than 1; never more than one step from round(r), never away from zero, never past zero
-    assert s.tolist() == [0.0, 0.0, 1.0, 1.0, 0.0, 3.0]  # 3.1: both far in the tail, the same bits
-    rng = np.random.default_rng(0)
-    r = torch.from_numpy(rng.normal(0, 3, 5000))
-    scale = torch.from_numpy(rng.uniform(0.11, 10, 5000))
-    s, s0 = rd_round(r, scale, 0.3), torch.round(r)
-    assert bool(((s0 - s).abs() <= 1).all()) and bool((s.abs() <= s0.abs()).all()) and bool((s * s0 >= 0).all())
-    assert 0 < int((s != s0).sum()) < 5000

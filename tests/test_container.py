@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import re
@@ -35,6 +36,7 @@ from codec.container import (
     unpack_header,
     write_container,
 )
+from codec.container.framing import FileBytes, read_chunk
 from codec.errors import CodecError, FormatError, LimitError, UnsupportedError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,6 +121,21 @@ def test_iter_chunks_mirrors_frame_chunk():
     body = frame_chunk(b"abcd", b"xyz") + frame_chunk(END, b"")
     chunks = list(iter_chunks(memoryview(body), 0))
     assert [(c.type, c.data, c.offset) for c in chunks] == [(b"abcd", b"xyz", 0), (END, b"", 15)]
+
+
+def test_a_file_reads_the_same_chunks_as_memory_and_errors_name_what_the_chunk_holds():
+    """One chunk reader for both: images parse memory, videos a seekable file (`FileBytes`)."""
+    body = frame_chunk(b"abcd", b"xyz") + frame_chunk(END, b"")
+    on_disk = FileBytes(io.BytesIO(body))
+    assert len(on_disk) == len(body)
+    assert [read_chunk(on_disk, o) for o in (0, 15)] == [read_chunk(memoryview(body), o) for o in (0, 15)]
+    bad = bytearray(body)
+    bad[9] ^= 0x01  # inside the data of the first chunk
+    for source in (memoryview(bytes(bad)), FileBytes(io.BytesIO(bytes(bad)))):
+        with pytest.raises(FormatError, match=r"CRC mismatch in chunk abcd at offset 0 \(frame 7\)"):
+            read_chunk(source, 0, what="frame 7")
+    with pytest.raises(FormatError, match=r"too few for a chunk header \(the frame index\)"):
+        read_chunk(on_disk, len(body) - 3, what="the frame index")
 
 
 def test_describe_is_json_and_lists_the_chunk_table():

@@ -3,7 +3,6 @@ run in tiles without seams (codec.pipeline.tiles). The long version is scripts/d
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import torch
 
 from codec.models.hyperprior import HyperpriorConfig, MeanScaleHyperprior
 from codec.pipeline import tiles
+from codec.testing.determinism import run_probe
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -75,9 +75,6 @@ def bitstream(tmp_path_factory) -> Path:
 
 
 def test_decoding_in_separate_processes_gives_the_same_symbols_and_pixels_for_any_threads(bitstream, tmp_path):
-    sys.path.insert(0, str(REPO / "scripts"))
-    from determinism import run_probe
-
     rows = [run_probe(bitstream, tmp_path / f"{t}_{cap}.npy", t, cap, "best")
             for t, cap in ((1, "default"), (2, "default"), (2, "avx2"))]
     assert len({r["params"] for r in rows}) == 1  # raw float64 hyperprior output, before snapping

@@ -104,11 +104,20 @@ def test_tiny_eval_runs_every_installed_codec_and_writes_json_table_and_plot(tin
     assert (out / "rd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_ours_bpp_counts_the_whole_file(tiny_eval):
+def test_ours_bpp_counts_the_whole_file(tiny_eval, two_images, tmp_path):
+    """Each of our rows is the size of the file `codec encode` writes at that step, and bpp is 8 times
+    that size over the pixels."""
     out, _ = tiny_eval
-    rows = json.loads((out / "results.json").read_text())["per_image"]
+    rows = [r for r in json.loads((out / "results.json").read_text())["per_image"] if r["codec"].startswith("ours")]
+    assert len(rows) == 2 * 4
     for r in rows:
-        assert r["bpp"] == pytest.approx(r["bytes"] * 8 / (72 * 104))
+        bitstream = tmp_path / f"{r['image']}-{r['quality']}.bin"
+        result = CliRunner().invoke(make_app(), ["encode", str(two_images / r["image"]), "-m", "hyperprior-mse-l0067",
+                                                 "--step", str(r["quality"]), "-o", str(bitstream)])
+        assert result.exit_code == 0, result.output
+        size = bitstream.stat().st_size
+        assert r["bytes"] == size
+        assert r["bpp"] == pytest.approx(size * 8 / (72 * 104), rel=1e-12)
 
 
 def test_check_fails_against_a_better_baseline_and_passes_against_itself(tiny_eval):

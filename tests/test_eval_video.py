@@ -1,4 +1,5 @@
-"""codec eval, video mode: the x264/x265 baselines through PyAV, clip loading, the harness, results."""
+"""codec eval, video mode: the x264/x265 baselines through PyAV, clip loading, the harness, results
+(codec.eval.video, video_codecs, video_sweep, video_report)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import numpy as np
 import pytest
 
 from codec.errors import UsageError
-from codec.eval.video import (
-    ROW_KEYS, Clip, Stream, decode_stream, encode_stream, evaluate_clips, load_clip, video_results,
-    write_video_results, x264, x265,
-)
+from codec.eval.report import write
+from codec.eval.video import Clip, load_clip
+from codec.eval.video_codecs import Stream, decode_stream, encode_stream, measure, x264, x265
+from codec.eval.video_report import video_markdown, video_plot, video_results
+from codec.eval.video_sweep import ROW_KEYS, evaluate_clips
 
 av = pytest.importorskip("av")
 ENCODERS = {"x264": "libx264", "x265": "libx265"}
@@ -125,7 +127,7 @@ def test_harness_writes_results_table_and_plot_and_self_bd_rate_is_zero(tmp_path
     twin_bd = results["bd"]["x264"]["psnr-rgb"]["x264-twin"]
     assert twin_bd["bd_rate"] == pytest.approx(0.0, abs=1e-6) and twin_bd["clips"] == 2
     assert set(twin_bd["per_clip"]) == {"pan", "pan2"}
-    paths = write_video_results(results, tmp_path / "out")
+    paths = write(results, tmp_path / "out", table=video_markdown, draw=video_plot)
     assert json.loads(paths["json"].read_text())["codecs"]["x265"]["results"]["bpp"]
     table = paths["table"].read_text()
     assert "BD-rate vs x264" in table and "HEVC (x265 medium)" in table and "enc fps" in table
@@ -133,8 +135,6 @@ def test_harness_writes_results_table_and_plot_and_self_bd_rate_is_zero(tmp_path
 
 
 def test_cached_rows_are_read_back_instead_of_run_again(tmp_path):
-    from codec.eval.video import Clip, evaluate_clips, measure
-
     clip = Clip("grad", moving_gradient(4), 25.0)
     calls = []
 
@@ -153,7 +153,7 @@ def test_cached_rows_are_read_back_instead_of_run_again(tmp_path):
 
 def test_mean_delta_skips_clips_without_bd_quality():
     from codec.eval.report import bd_quality_cell
-    from codec.eval.video import _mean_delta
+    from codec.eval.video_report import _mean_delta
 
     m = _mean_delta({"a": {"bd_rate": -10.0, "bd_quality": 1.0, "warning": None},
                      "b": {"bd_rate": -30.0, "bd_quality": None, "warning": "no shared rate range: no BD-PSNR"}})

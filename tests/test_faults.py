@@ -20,7 +20,6 @@ import shutil
 import signal
 import struct
 import subprocess
-import sys
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -32,10 +31,9 @@ from typer.testing import CliRunner
 from cli.app import make_app
 from codec.container import read_container, write_container
 from codec.container.video import INTRA, VideoReader, VideoWriter
+from codec.testing.kills import Tally, clean_up, codec_command, codec_env, kill_once, prepare
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
-from kill_test import Tally, clean_up, codec_command, codec_env, kill_once, prepare  # noqa: E402
 
 WEIGHTS = REPO / "weights"
 MANIFEST = json.loads((WEIGHTS / "manifest.json").read_text())

@@ -2,9 +2,10 @@
 bytes, chunks duplicated, moved or dropped, huge length fields; with and without CRC repair) end in a
 decode that matches the header or in a CodecError of exit code 3, 4 or 5, never another exception.
 
-The mutations and the decode are those of the fuzz target (scripts/fuzz_target.py, seeds in
-tests/fuzz_corpus/), which runs here without atheris. Each bug found while building the fuzzer has a
-test at the end, on the smallest input that shows it.
+The mutations and the decode are those of the fuzz target (codec.testing.mutations and
+codec.testing.fuzz_target, which scripts/fuzz_target.py runs under atheris; seeds in
+tests/fuzz_corpus/), here without atheris. Each bug found while building the fuzzer has a test at the
+end, on the smallest input that shows it.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from hypothesis import strategies as st
 
 from codec.container import Limits, read_container, write_container
 from codec.errors import FormatError, LimitError, ModelError
+from codec.testing import fuzz_target as ft
+from codec.testing import mutations as mu
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
-import fuzz_target as ft  # noqa: E402
 
 CORPUS = REPO / "tests" / "fuzz_corpus"  # the seeds (*.bin) and inputs merged by `MERGE=1 scripts/fuzz.sh`
 SEEDS = {p.name: p.read_bytes() for p in sorted(CORPUS.glob("*.bin"))}
@@ -45,7 +46,7 @@ _op = st.one_of(
     st.tuples(st.just("flip"), st.integers(0, 4096), st.integers(1, 255)),
     st.tuples(st.sampled_from(["duplicate", "move"]), st.integers(0, 15), st.integers(0, 15)),
     st.tuples(st.just("drop"), st.integers(0, 15)),
-    st.tuples(st.just("huge_length"), st.integers(0, 15), st.sampled_from(ft.HUGE_LENGTHS)),
+    st.tuples(st.just("huge_length"), st.integers(0, 15), st.sampled_from(mu.HUGE_LENGTHS)),
 )
 
 
@@ -59,10 +60,10 @@ def _apply(data: bytes, ops: list[tuple], repair: bool) -> bytes:
                 damaged[op[1] % len(damaged)] ^= op[2]
             data = bytes(damaged)
         elif op[0] == "huge_length":
-            data = ft.mutate(data, "huge_length", op[1], length=op[2])
+            data = mu.mutate(data, "huge_length", op[1], length=op[2])
         else:
-            data = ft.mutate(data, *op)
-    return ft.repair_crcs(data) if repair else data
+            data = mu.mutate(data, *op)
+    return mu.repair_crcs(data) if repair else data
 
 
 _SETTINGS = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -97,55 +98,58 @@ def test_fuzz_target_decodes_every_seed_and_refuses_other_inputs_cleanly():
     rng = random.Random(0)
     for size in (0, 1, 7, 16, 40, 300):
         junk = bytes(rng.randrange(256) for _ in range(size))
-        for data in (junk, ft.repair_crcs(SEEDS[PLAIN][:16] + junk), ft.repair_crcs(SEEDS[VIDEOS[0]][:40] + junk)):
+        for data in (junk, mu.repair_crcs(SEEDS[PLAIN][:16] + junk), mu.repair_crcs(SEEDS[VIDEOS[0]][:40] + junk)):
             ft.fuzz_one(data)
 
 
 def test_repairing_a_valid_file_changes_nothing_and_repairs_a_damaged_crc():
     for data in SEEDS.values():
-        assert ft.repair_crcs(data) == data
+        assert mu.repair_crcs(data) == data
     data = SEEDS[PLAIN]
-    start, end = ft.chunk_spans(data)[-2]  # YSTR
+    start, end = mu.chunk_spans(data)[-2]  # YSTR
     damaged = bytearray(data)
     damaged[end - 5] ^= 0x10  # last byte of its data
     with pytest.raises(FormatError, match="CRC mismatch"):
         read_container(bytes(damaged))
-    assert read_container(ft.repair_crcs(bytes(damaged))).header == read_container(data).header
+    assert read_container(mu.repair_crcs(bytes(damaged))).header == read_container(data).header
 
 
 def test_chunk_mutations_duplicate_move_drop_and_lengthen_a_chunk():
     data = SEEDS[PLAIN]
-    spans = ft.chunk_spans(data)
+    spans = mu.chunk_spans(data)
     types = [data[a + 4 : a + 8] for a, _ in spans]
     assert types == [b"HEAD", b"ZSTR", b"YSTR", b"END "] and spans[-1][1] == len(data)
-    after = {op: ft.mutate(data, op, 1, 2 if op == "move" else 3) for op in ft.CHUNK_OPS}
-    assert [after["duplicate"][a + 4 : a + 8] for a, _ in ft.chunk_spans(after["duplicate"])] == \
+    after = {op: mu.mutate(data, op, 1, 2 if op == "move" else 3) for op in mu.CHUNK_OPS}
+    assert [after["duplicate"][a + 4 : a + 8] for a, _ in mu.chunk_spans(after["duplicate"])] == \
         [b"HEAD", b"ZSTR", b"YSTR", b"ZSTR", b"END "]
-    assert [after["move"][a + 4 : a + 8] for a, _ in ft.chunk_spans(after["move"])] == \
+    assert [after["move"][a + 4 : a + 8] for a, _ in mu.chunk_spans(after["move"])] == \
         [b"HEAD", b"YSTR", b"ZSTR", b"END "]
     assert len(after["drop"]) == len(data) - (spans[1][1] - spans[1][0])
     assert after["huge_length"][spans[1][0] : spans[1][0] + 4] == b"\xff\xff\xff\xff"
-    assert ft.mutate(b"short", "drop", 0) == b"short"
+    assert mu.mutate(b"short", "drop", 0) == b"short"
 
 
-def test_fuzz_target_imports_without_atheris():
-    code = ("import sys; sys.modules['atheris'] = None; sys.path.insert(0, 'scripts'); import fuzz_target; "
+def test_fuzz_harness_runs_without_atheris_and_leaves_the_decode_path_unimported():
+    """atheris is an optional extra; and scripts/fuzz_target.py imports the harness before atheris
+    instruments the decode path, so the harness must not import the decoder's modules itself."""
+    code = ("import sys; sys.modules['atheris'] = None; "
+            "from codec.testing import fuzz_target, mutations; "
+            "assert not {'codec.container', 'codec.coder', 'codec.pipeline'} & set(sys.modules), sorted(sys.modules); "
+            "mutations.mutate_input(b'not a bitstream', 64, 0, lambda data, size: data); "
             "fuzz_target.fuzz_one(b'not a bitstream')")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
 
 
-def test_custom_mutator_repairs_crcs_for_about_half_of_the_seeds(monkeypatch):
+def test_fuzzer_mutation_repairs_crcs_for_about_half_of_the_seeds():
     """With libFuzzer's mutation stubbed out (it needs a running fuzzer): a byte flip per call."""
     def flip(data: bytes, max_size: int) -> bytes:
         return data[:100] + bytes([data[100] ^ 1]) + data[101:]
 
-    monkeypatch.setitem(sys.modules, "atheris", type(sys)("atheris"))
-    monkeypatch.setattr(sys.modules["atheris"], "Mutate", flip, raising=False)
     data = SEEDS[PLAIN]
-    outs = [ft.custom_mutator(data, 4096, seed) for seed in range(200)]
+    outs = [mu.mutate_input(data, 4096, seed, flip) for seed in range(200)]
     assert all(isinstance(out, bytes) and 0 < len(out) <= 4096 for out in outs)
-    assert 60 < sum(out == ft.repair_crcs(out) for out in outs) < 140
+    assert 60 < sum(out == mu.repair_crcs(out) for out in outs) < 140
 
 
 # --- bugs found while building the fuzzer, each on its smallest input ------------------------------
@@ -153,9 +157,9 @@ def test_custom_mutator_repairs_crcs_for_about_half_of_the_seeds(monkeypatch):
 
 def _with_index(data: bytes, body: bytes) -> bytes:
     """A video file with its FIDX payload replaced by ``body`` + its length, CRCs repaired."""
-    start, end = ft.chunk_spans(data)[-2]
+    start, end = mu.chunk_spans(data)[-2]
     payload = body + struct.pack("<I", len(body) + 4)
-    return ft.repair_crcs(data[:start] + struct.pack("<I", len(payload)) + b"FIDX" + payload + bytes(4) + data[end:])
+    return mu.repair_crcs(data[:start] + struct.pack("<I", len(payload)) + b"FIDX" + payload + bytes(4) + data[end:])
 
 
 def test_frame_index_without_gops_is_corrupt_not_a_value_error():
@@ -174,7 +178,7 @@ def test_window_past_a_gop_offset_that_misses_its_frames_is_corrupt_not_empty():
     from codec.pipeline.video import VideoDecoder
 
     data = SEEDS[VIDEO]
-    spans = ft.chunk_spans(data)
+    spans = mu.chunk_spans(data)
     frames = [a for a, _ in spans if data[a + 4 : a + 8] == b"FRAM"]
     body = struct.pack("<II", 4, 2) + struct.pack("<IQ", 0, frames[0]) + struct.pack("<IQ", 2, spans[-2][0])
     with pytest.raises(FormatError, match="index lists 4 frames, the file holds 2"):

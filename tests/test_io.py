@@ -1,4 +1,5 @@
-"""Behaviour of codec.io: reading any image to RGB, refusing what cannot be coded, atomic writes, padding."""
+"""Behaviour of codec.io and codec.atomic: reading any image to RGB, refusing what cannot be coded,
+atomic writes, padding."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from codec import atomic
 from codec import io as cio
-from codec.errors import FormatError, InputError, LimitError, UnsupportedError, UsageError
+from codec.errors import FormatError, InputError, LimitError, OutputError, UnsupportedError, UsageError
 
 
 def noise(height: int = 5, width: int = 7, seed: int = 0) -> np.ndarray:
@@ -265,7 +267,7 @@ def test_atomic_write_refuses_an_existing_file_and_leaves_it_unchanged(tmp_path)
     dest = tmp_path / "out.bin"
     dest.write_bytes(b"old")
     with pytest.raises(InputError, match="--force"):
-        cio.atomic_write(dest, b"new")
+        atomic.atomic_write(dest, b"new")
     assert dest.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["out.bin"]
 
@@ -273,14 +275,14 @@ def test_atomic_write_refuses_an_existing_file_and_leaves_it_unchanged(tmp_path)
 def test_atomic_write_with_force_overwrites(tmp_path):
     dest = tmp_path / "out.bin"
     dest.write_bytes(b"old")
-    assert cio.atomic_write(dest, b"newer", force=True) == 5
+    assert atomic.atomic_write(dest, b"newer", force=True) == 5
     assert dest.read_bytes() == b"newer"
     assert os.listdir(tmp_path) == ["out.bin"]
 
 
 def test_atomic_write_leaves_no_temp_file_and_respects_umask(tmp_path):
     dest = tmp_path / "out.bin"
-    assert cio.atomic_write(dest, b"data") == 4
+    assert atomic.atomic_write(dest, b"data") == 4
     assert os.listdir(tmp_path) == ["out.bin"]
     umask = os.umask(0)
     os.umask(umask)
@@ -291,7 +293,7 @@ def test_atomic_write_uses_a_hidden_temp_name_beside_dest(tmp_path, monkeypatch)
     seen = []
     real_link = os.link
     monkeypatch.setattr(os, "link", lambda src, dst: (seen.append(Path(src)), real_link(src, dst)))
-    cio.atomic_write(tmp_path / "out.bin", b"data")
+    atomic.atomic_write(tmp_path / "out.bin", b"data")
     (tmp, ) = seen
     assert tmp.parent == tmp_path and tmp.name.startswith(".out.bin.") and tmp.name.endswith(".tmp")
 
@@ -302,8 +304,8 @@ def test_failed_write_removes_the_temp_file_and_reports_one_line(tmp_path, monke
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "replace" if force else "link", fail)
-    with pytest.raises(cio.OutputError, match="no space left") as info:
-        cio.atomic_write(tmp_path / "out.bin", b"data", force=force)
+    with pytest.raises(OutputError, match="no space left") as info:
+        atomic.atomic_write(tmp_path / "out.bin", b"data", force=force)
     assert "out.bin" in str(info.value)
     assert os.listdir(tmp_path) == []
 
@@ -314,7 +316,7 @@ def test_interrupted_write_removes_the_temp_file_and_reraises(tmp_path, monkeypa
 
     monkeypatch.setattr(os, "fsync", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        cio.atomic_write(tmp_path / "out.bin", b"data")
+        atomic.atomic_write(tmp_path / "out.bin", b"data")
     assert os.listdir(tmp_path) == []
 
 
@@ -323,7 +325,7 @@ def test_file_system_without_hard_links_falls_back_to_replace(tmp_path, monkeypa
         raise OSError(errno.EPERM, "Operation not permitted")
 
     monkeypatch.setattr(os, "link", no_links)
-    cio.atomic_write(tmp_path / "out.bin", b"data")
+    atomic.atomic_write(tmp_path / "out.bin", b"data")
     assert (tmp_path / "out.bin").read_bytes() == b"data"
     assert os.listdir(tmp_path) == ["out.bin"]
 
@@ -338,14 +340,14 @@ def test_file_appearing_before_the_link_is_not_overwritten(tmp_path, monkeypatch
 
     monkeypatch.setattr(os, "link", race)
     with pytest.raises(InputError, match="exists"):
-        cio.atomic_write(dest, b"ours")
+        atomic.atomic_write(dest, b"ours")
     assert dest.read_bytes() == b"theirs"
     assert os.listdir(tmp_path) == ["out.bin"]
 
 
 def test_temp_file_is_locked_while_it_is_written(tmp_path):
     fcntl = pytest.importorskip("fcntl")
-    with cio.atomic_file(tmp_path / "out.bin") as fp:
+    with atomic.atomic_file(tmp_path / "out.bin") as fp:
         fp.write(b"data")
         (tmp,) = tmp_path.iterdir()
         assert tmp.name.startswith(".out.bin.codec-") and tmp.name.endswith(".tmp")
@@ -364,14 +366,14 @@ def test_next_write_removes_stale_temp_files_of_its_output_only(tmp_path):
         "other output": ".other.bin.codec-0123abcd.tmp",
         "not ours": ".out.bin.0123abcd.tmp",
     }
-    old = time.time() - 2 * cio.STALE_TEMP_SECONDS
+    old = time.time() - 2 * atomic.STALE_TEMP_SECONDS
     for key, name in names.items():
         (tmp_path / name).write_bytes(b"partial")
         if key != "young":
             os.utime(tmp_path / name, (old, old))
     with open(tmp_path / names["locked"], "rb") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        cio.atomic_write(tmp_path / "out.bin", b"data")
+        atomic.atomic_write(tmp_path / "out.bin", b"data")
     left = set(os.listdir(tmp_path))
     assert left == {"out.bin"} | set(names.values()) - {names["stale"]}
 
@@ -389,9 +391,9 @@ def test_read_bytes_allocates_the_file_not_the_limit(tmp_path):
 
 def test_missing_output_directory_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
-        cio.atomic_write(tmp_path / "no" / "out.bin", b"data")
+        atomic.atomic_write(tmp_path / "no" / "out.bin", b"data")
     with pytest.raises(InputError, match="directory"):
-        cio.atomic_write(tmp_path, b"data", force=True)
+        atomic.atomic_write(tmp_path, b"data", force=True)
 
 
 # ---------------------------------------------------------------- padding

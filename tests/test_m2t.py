@@ -128,24 +128,12 @@ import numpy as np  # noqa: E402
 
 from codec.models.hyperprior import HyperpriorConfig, MeanScaleHyperprior  # noqa: E402
 from codec.pipeline.image import compress, decompress  # noqa: E402
-from codec.weights import m2t_from_modules  # noqa: E402
-
-
-def tiny_codec(seed: int = 0, side: bool = False):
-    torch.manual_seed(seed)
-    ae = MeanScaleHyperprior(HyperpriorConfig(N=8, M=12, levels=(0.002, 0.01, 0.05)))
-    with torch.no_grad():
-        ae.g_a[-1].weight.mul_(300.0)  # latents large enough to need several symbols
-    tf = M2T(M2TConfig(channels=12, width=16, layers=2, heads=2, patch=4, steps=4, side=side))
-    with torch.no_grad():
-        tf.head.weight.normal_(0, 0.2)
-    return m2t_from_modules(ae, tf, "tiny-m2t")
 
 
 @pytest.mark.parametrize("side", [False, True])
 @pytest.mark.parametrize("size", [(64, 64), (70, 150), (200, 90)])  # full and partial patches
-def test_m2t_symbols_round_trip_exactly(size, side):
-    model = tiny_codec(side=side)
+def test_m2t_symbols_round_trip_exactly(tiny_m2t, size, side):
+    model = tiny_m2t(side=side)
     pixels = np.random.default_rng(1).integers(0, 256, (*size, 3), dtype=np.uint8)
     enc = compress(model, pixels, quality=40)
     dec = decompress(enc.data, model)
@@ -154,8 +142,8 @@ def test_m2t_symbols_round_trip_exactly(size, side):
     assert np.abs(enc.y_sym).max() > 2  # the test codes more than zeros
 
 
-def test_m2t_quality_orders_the_rate_and_decoding_needs_no_flag():
-    model = tiny_codec()
+def test_m2t_quality_orders_the_rate_and_decoding_needs_no_flag(tiny_m2t):
+    model = tiny_m2t()
     pixels = np.random.default_rng(2).integers(0, 256, (64, 128, 3), dtype=np.uint8)
     sizes = [len(compress(model, pixels, quality=q).data) for q in (0, 50, 100)]
     assert sizes[0] < sizes[1] < sizes[2]
@@ -163,13 +151,13 @@ def test_m2t_quality_orders_the_rate_and_decoding_needs_no_flag():
 
 def test_m2t_stream_corruption_is_a_format_error():
     from codec.errors import FormatError
-    from codec.pipeline.m2t import pack_streams, unpack_streams
+    from codec.container.steps import pack_steps, unpack_steps
 
-    packed = pack_streams([b"ab", b"", b"cdef"])
-    assert unpack_streams(packed, 3) == [b"ab", b"", b"cdef"]
+    packed = pack_steps([b"ab", b"", b"cdef"])
+    assert unpack_steps(packed, 3) == [b"ab", b"", b"cdef"]
     for bad in (packed[:-1], packed + b"x", b"", bytes([2]) + packed[1:]):
         with pytest.raises(FormatError):
-            unpack_streams(bad, 3)
+            unpack_steps(bad, 3)
 
 
 def test_m2t_training_runs_resumes_and_exports_a_model_that_codes(tmp_path, monkeypatch):
@@ -255,10 +243,10 @@ def test_m2t_learns_to_use_the_context_of_earlier_steps():
     assert last < 0.5 * first, (float(first), float(last))
 
 
-def test_m2t_target_size_lands_under_the_budget_and_decodes():
+def test_m2t_target_size_lands_under_the_budget_and_decodes(tiny_m2t):
     from codec.pipeline.image import compress_to_size
 
-    model = tiny_codec(side=True)
+    model = tiny_m2t(side=True)
     pixels = np.random.default_rng(3).integers(0, 256, (64, 96, 3), dtype=np.uint8)
     lo, hi = len(compress(model, pixels, quality=0).data), len(compress(model, pixels, quality=100).data)
     budget = (lo + hi) // 2

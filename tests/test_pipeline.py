@@ -18,26 +18,13 @@ from codec.errors import FormatError, ModelError
 from codec.models.hyperprior import HyperpriorConfig, MeanScaleHyperprior
 from codec.pipeline.image import compress, decompress
 from codec.train.export import export_module
-from codec.weights import from_module
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def tiny_model(seed: int = 0, model_id: str = "test-tiny"):
-    torch.manual_seed(seed)
-    return from_module(MeanScaleHyperprior(HyperpriorConfig.tiny()), model_id)
-
-
-def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    img = np.stack([128 + 100 * np.sin(xx / 9 + c) * np.cos(yy / 13 - c) for c in range(3)], -1)
-    return np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
-
-
 @pytest.mark.parametrize("size", [(1, 1), (3, 65), (64, 64), (70, 100)])
-def test_decoder_recovers_encoder_symbols_exactly(size):
-    model = tiny_model()
+def test_decoder_recovers_encoder_symbols_exactly(tiny_hyperprior, smooth_image, size):
+    model = tiny_hyperprior()
     pixels = smooth_image(*size)
     enc = compress(model, pixels)
     dec = decompress(enc.data, model)
@@ -46,10 +33,12 @@ def test_decoder_recovers_encoder_symbols_exactly(size):
     assert dec.pixels.shape == pixels.shape
     assert enc.header.width == size[1] and enc.header.height == size[0]
     assert (enc.header.width + enc.header.pad_right) % 64 == 0
+    assert np.abs(enc.y_sym).max() > 2 and np.count_nonzero(enc.y_sym) > enc.y_sym.size // 4  # more than zeros
+    assert np.count_nonzero(enc.z_sym) > 0
 
 
-def test_out_of_range_latents_are_escaped_and_round_trip():
-    model = tiny_model()
+def test_out_of_range_latents_are_escaped_and_round_trip(tiny_hyperprior, smooth_image):
+    model = tiny_hyperprior()
     with torch.no_grad():  # blow up the analysis so latents land far outside the coder's range
         model.module.g_a[-1].weight.mul_(5000.0)
     enc = compress(model, smooth_image(64, 64))
@@ -58,8 +47,8 @@ def test_out_of_range_latents_are_escaped_and_round_trip():
     np.testing.assert_array_equal(dec.y_sym, enc.y_sym)
 
 
-def test_file_holds_exactly_the_container_and_both_streams():
-    model = tiny_model()
+def test_file_holds_exactly_the_container_and_both_streams(tiny_hyperprior, smooth_image):
+    model = tiny_hyperprior()
     enc = compress(model, smooth_image(40, 50))
     c = read_container(enc.data)
     assert c.size == len(enc.data)
@@ -68,14 +57,14 @@ def test_file_holds_exactly_the_container_and_both_streams():
     assert c.header.weights_sha256_prefix == bytes.fromhex(model.sha256[:16])
 
 
-def test_decoding_with_other_weights_is_refused():
-    enc = compress(tiny_model(0), smooth_image(32, 32))
+def test_decoding_with_other_weights_is_refused(tiny_hyperprior, smooth_image):
+    enc = compress(tiny_hyperprior(0), smooth_image(32, 32))
     with pytest.raises(ModelError, match="weights"):
-        decompress(enc.data, tiny_model(1))
+        decompress(enc.data, tiny_hyperprior(1))
 
 
-def test_flipped_stream_byte_is_detected():
-    model = tiny_model()
+def test_flipped_stream_byte_is_detected(tiny_hyperprior, smooth_image):
+    model = tiny_hyperprior()
     data = bytearray(compress(model, smooth_image(32, 32)).data)
     data[len(data) // 2] ^= 0x10
     with pytest.raises(FormatError):
@@ -110,7 +99,7 @@ print(json.dumps({{'threads': torch.get_num_threads()}}))
 """
 
 
-def test_fresh_process_decodes_from_the_bytes_alone(tmp_path):
+def test_fresh_process_decodes_from_the_bytes_alone(smooth_image, tmp_path):
     torch.manual_seed(3)
     module = MeanScaleHyperprior(HyperpriorConfig.tiny())
     export_module(module, "test-tiny-export", folder=tmp_path / "weights")
@@ -163,6 +152,6 @@ def test_larger_quantisation_step_gives_smaller_files_and_is_recorded():
     np.testing.assert_array_equal(dec.y_sym, coarse.y_sym)
 
 
-def test_quantisation_step_outside_the_range_is_refused():
+def test_quantisation_step_outside_the_range_is_refused(tiny_hyperprior, smooth_image):
     with pytest.raises(ValueError):
-        compress(tiny_model(), smooth_image(8, 8), 20.0)
+        compress(tiny_hyperprior(), smooth_image(8, 8), 20.0)

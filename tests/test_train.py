@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from codec.entropy.factorized import FactorizedDensity
-from codec.entropy.gaussian import gaussian_likelihood, scale_table, snap_scales
+from codec.errors import UsageError
 from codec.pipeline.image import compress, decompress
+from codec.train.config import HyperpriorTrainConfig as TrainConfig
 from codec.train.export import export_module
-from codec.train.loop import TrainConfig, train
+from codec.train.hyperprior import train_hyperprior as train
 from codec.weights import load_entry
 from codec.zoo import get_entry, read_manifest
 
@@ -56,35 +56,9 @@ def test_tiny_training_runs_resumes_and_exports_a_working_model(photo_dir, tmp_p
     np.testing.assert_array_equal(decompress(enc.data, model).y_sym, enc.y_sym)
 
 
-def test_factorized_table_rows_are_normalised_with_escape_bins():
-    torch.manual_seed(0)
-    density = FactorizedDensity(4)
-    offsets, pmf = density.pmf_table()
-    assert pmf.shape[0] == 4 and pmf.shape[1] >= 3
-    np.testing.assert_allclose(pmf.sum(1).numpy(), 1.0, rtol=1e-12)
-    assert (pmf > 0).all()
-    assert (offsets == -(pmf.shape[1] - 1) // 2).all()
-
-
-def test_gaussian_bins_sum_to_one():
-    r = torch.arange(-200, 201, dtype=torch.float64)
-    for s in (0.11, 1.0, 7.3, 40.0):
-        total = gaussian_likelihood(r, torch.full_like(r, s)).sum().item()
-        assert abs(total - 1.0) < 1e-6
-
-
-def test_scale_snapping_picks_the_smallest_table_entry_not_below():
-    table = scale_table()
-    s = torch.tensor([0.01, 0.11, 0.5, 3.0, 1e6], dtype=torch.float64)
-    idx = snap_scales(s, table)
-    assert idx[0] == 0 and idx[-1] == len(table) - 1
-    for v, i in zip(s[1:-1], idx[1:-1]):
-        assert table[i] >= v - 1e-12 and (i == 0 or table[i - 1] < v)
-
-
 def test_a_few_steps_on_one_fixed_batch_lower_the_loss():
     from codec.models.hyperprior import HyperpriorConfig, MeanScaleHyperprior
-    from codec.train.loop import rd_loss
+    from codec.train.hyperprior import rd_loss
 
     torch.manual_seed(0)
     model = MeanScaleHyperprior(HyperpriorConfig.tiny())
@@ -144,7 +118,7 @@ def test_variable_rate_training_runs_and_exports_a_model_whose_quality_orders_th
 
 def test_export_then_load_gives_identical_outputs(tmp_path):
     from codec.models.hyperprior import HyperpriorConfig, MeanScaleHyperprior
-    from codec.weights import from_module
+    from codec.pipeline.hyperprior import from_module
 
     torch.manual_seed(5)
     module = MeanScaleHyperprior(HyperpriorConfig.tiny())
@@ -203,7 +177,7 @@ def test_codec_train_usage_errors_are_one_line_with_exit_2(capsys):
 
     assert main(["train", "--bogus"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("Error:") and "codec train --help" in err[0]
+    assert len(err) == 1 and err[0].startswith("Error:") and "codec train hyperprior --help" in err[0]
 
 
 def test_random_downscaling_draws_larger_areas_resized_to_the_crop(tmp_path):
@@ -221,3 +195,78 @@ def test_random_downscaling_draws_larger_areas_resized_to_the_crop(tmp_path):
     plain, scaled = spans(1.0), spans(3.0)
     assert plain == pytest.approx(62, abs=1)  # 31 pixels x 2 levels
     assert scaled > 1.5 * plain
+
+
+def test_fit_steps_extra_optimizers_passes_progress_and_resumes(tmp_path):
+    from codec.train.config import LoopConfig
+    from codec.train.loop import Checkpoint, ExtraOptimizer, fit
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    aux = torch.nn.Parameter(torch.ones(1))
+    opt, aux_opt = torch.optim.SGD(model.parameters(), lr=0.1), torch.optim.SGD([aux], lr=0.5)
+    cfg = LoopConfig(run_dir=str(tmp_path), max_steps=4, val_every=2, warmup_steps=1, max_minutes=1e6)
+    progress: list[float] = []
+
+    def loss(p):
+        progress.append(p)
+        value = model(torch.ones(1, 3)).pow(2).sum()
+        return value, {"loss": value}
+
+    ckpt = Checkpoint(tmp_path / "checkpoint.pt", model, opt, torch.Generator(), optimizers={"aux_opt": aux_opt},
+                      facts={"config": {"name": "toy"}})
+    run = dict(loss=loss, validate=lambda: {"val": 1.5}, columns=["step", "loss", "lr", "val"], log=lambda s: None,
+               extra=[ExtraOptimizer("aux", aux_opt, lambda: aux.pow(2).sum())])
+    assert fit(cfg, ckpt, resume=False, **run)[0] == 4
+    assert progress == pytest.approx([0.0, 0.25, 0.5, 0.75]) and float(aux.detach()) == pytest.approx(0.0)  # 1 * (1 - 2 * 0.5)^4
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 4 and state["config"] == {"name": "toy"} and "aux_opt" in state
+    cfg.max_steps = 6
+    assert fit(cfg, ckpt, **run)[0] == 6 and progress[4:] == pytest.approx([4 / 6, 5 / 6])
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert [r["step"] for r in rows] == ["1", "2", "4", "6"]  # step 1, then every val_every
+    assert [r["val"] for r in rows] == ["", "1.5", "1.5", "1.5"]
+
+
+@pytest.mark.parametrize("command", ["hyperprior", "export", "m2t", "m2t-export", "video", "video-export"])
+def test_every_train_command_documents_its_options_with_defaults(command, capsys):
+    from cli.app import main
+
+    assert main(["train", command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert f"Usage: codec train {command}" in out and ("--model-id" in out or "--run-dir" in out)
+    assert "[default: " in out
+
+
+def test_codec_train_without_a_subcommand_lists_them_and_loads_no_torch(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys\nfrom cli.app import main\ncode = main(['train', '--help'])\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\nsys.exit(code)\n")
+    repo = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    for command in ("hyperprior", "export", "m2t", "m2t-export", "video", "video-export"):
+        assert command in proc.stdout
+    same = subprocess.run([sys.executable, "-m", "cli.app", "train", "--help"], cwd=repo, capture_output=True,
+                          text=True, timeout=60)
+    assert same.returncode == 0 and same.stdout == proc.stdout  # where the executable is not installed
+    old = subprocess.run([sys.executable, "-m", "codec.train", "--data", "D"], cwd=repo, capture_output=True,
+                         text=True, timeout=60)
+    assert old.returncode == 2 and "codec train --data D" in old.stderr
+
+
+def test_exports_refuse_bad_facts_missing_checkpoints_and_existing_ids_as_usage_errors(tmp_path, capsys):
+    from cli.app import main
+    from codec.models.hyperprior import HyperpriorConfig, MeanScaleHyperprior
+
+    assert main(["train", "m2t-export", "--checkpoint", "x.pt", "--model-id", "m", "--training", "[1]"]) == 2
+    assert "JSON object" in capsys.readouterr().err
+    assert main(["train", "video-export", "--checkpoint", str(tmp_path / "none.pt"), "--model-id", "v"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    module = MeanScaleHyperprior(HyperpriorConfig.tiny())
+    export_module(module, "tiny-a", folder=tmp_path)
+    with pytest.raises(UsageError, match="--force"):
+        export_module(module, "tiny-a", folder=tmp_path)

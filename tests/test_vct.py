@@ -113,22 +113,6 @@ def test_an_untrained_model_predicts_the_previous_latent_or_the_image_models_gue
 # --- the codec ---------------------------------------------------------------------------------
 
 from codec.models.hyperprior import HyperpriorConfig, MeanScaleHyperprior  # noqa: E402
-from codec.weights import from_module, vct_from_modules  # noqa: E402
-
-
-def tiny_codec(seed: int = 0, side: bool = True):
-    torch.manual_seed(seed)
-    ae = MeanScaleHyperprior(HyperpriorConfig(N=8, M=12))
-    with torch.no_grad():
-        ae.g_a[-1].weight.mul_(300.0)  # latents large enough to need several symbols
-    hp = from_module(ae, "tiny-hp")
-    tf = VCT(VCTConfig(channels=12, width=16, heads=2, enc_layers=1, dec_layers=2, side=side, zprior=side,
-                       z_channels=8, zprior_width=8))
-    with torch.no_grad():
-        tf.head.weight.normal_(0, 0.05)
-        if side:
-            tf.zprior.net[-1].weight.normal_(0, 0.05)
-    return vct_from_modules(hp, tf, "tiny-vct")
 
 
 def moving_frames(n: int = 5, h: int = 72, w: int = 100, seed: int = 0) -> list[np.ndarray]:
@@ -153,10 +137,10 @@ def _pixels(model, y_hat, h, w):
 
 @pytest.mark.parametrize("side", [True, False])
 @pytest.mark.parametrize("mode_decision", [False, True])
-def test_video_round_trip_decodes_exactly_what_the_encoder_coded(mode_decision, side):
+def test_video_round_trip_decodes_exactly_what_the_encoder_coded(tiny_vct, mode_decision, side):
     from codec.pipeline.video import VideoDecoder
 
-    model = tiny_codec(side=side)
+    model = tiny_vct(side=side)
     frames = moving_frames(6, 72, 100)
     data, stats = _encode(model, frames, gop=4, quality=40, mode_decision=mode_decision)
     assert stats.frames == 6 and stats.bytes == len(data)
@@ -172,20 +156,30 @@ def test_video_round_trip_decodes_exactly_what_the_encoder_coded(mode_decision, 
     assert max(float(y.abs().max()) for y in stats.latents) > 2  # more than zeros were coded
 
 
-def test_mode_decision_never_costs_more_than_the_intra_coding():
-    model = tiny_codec()
+def test_mode_decision_takes_inter_where_it_pays_and_intra_where_it_does_not(tiny_vct):
+    model = tiny_vct()
     frames = moving_frames(4)
-    with_decision, s1 = _encode(model, frames, gop=8, mode_decision=True, rdo=0.0)  # rdo 0: fewer bytes wins
+    decided, s1 = _encode(model, frames, gop=8, mode_decision=True, rdo=0.0)  # rdo 0: fewer bytes wins
     all_intra, s2 = _encode(model, frames, gop=1)
     assert s2.modes == [0, 0, 0, 0]
-    assert len(with_decision) <= len(all_intra)
+    assert all(mode != 0 for mode in s1.modes[1:])  # copying the previous latent pays on a moving picture
+    assert len(decided) <= len(all_intra)
+    c = model.tf64.config.channels
+    with torch.no_grad():  # a predictor far off with a confident scale: every inter frame costs more
+        model.tf64.head.bias[c : 2 * c].fill_(40.0)
+        model.tf64.head.bias[2 * c :].fill_(-5.0)
+    forced, s3 = _encode(model, frames, gop=8, mode_decision=False, rdo=0.0)
+    decided, s4 = _encode(model, frames, gop=8, mode_decision=True, rdo=0.0)
+    assert s3.modes[1:] != [0, 0, 0] and s4.modes == [0, 0, 0, 0]
+    assert all(a < b for a, b in zip(s4.frame_bytes[1:], s3.frame_bytes[1:]))
+    assert len(decided) < len(forced)
 
 
-def test_the_rate_distortion_mode_cost_adds_the_latent_error_in_steps_over_lambda():
+def test_the_rate_distortion_mode_cost_adds_the_latent_error_in_steps_over_lambda(tiny_vct):
     from codec.pipeline.rate import rate_for
-    from codec.pipeline.video import _rd_cost
+    from codec.pipeline.vct import _rd_cost
 
-    model = tiny_codec()
+    model = tiny_vct()
     rate = rate_for(model.hp, quality=20)  # step 4
     y = torch.zeros(1, 12, 2, 3)
     y_hat = torch.zeros(12, 2, 3, dtype=torch.float64)
@@ -195,11 +189,11 @@ def test_the_rate_distortion_mode_cost_adds_the_latent_error_in_steps_over_lambd
     assert _rd_cost(y, y_hat, streams, rate, 0.05) == pytest.approx(40.0 + 4 / 0.05)
 
 
-def test_rate_distortion_rounding_codes_fewer_bytes_and_still_decodes_exactly():
+def test_rate_distortion_rounding_codes_fewer_bytes_and_still_decodes_exactly(tiny_vct):
     from codec.pipeline.tiles import synthesize
     from codec.pipeline.video import VideoDecoder
 
-    model = tiny_codec()
+    model = tiny_vct()
     frames = moving_frames(5, 72, 100)
     plain, s0 = _encode(model, frames, gop=8, quality=40, rdo=0.0, mode_decision=False)
     rounded, s1 = _encode(model, frames, gop=8, quality=40, rdo=0.3, mode_decision=False)
@@ -213,10 +207,10 @@ def test_rate_distortion_rounding_codes_fewer_bytes_and_still_decodes_exactly():
             np.testing.assert_array_equal(pixels, synthesize(model.module.g_s, y_hat.float()[None], 72, 100))
 
 
-def test_seeking_decodes_the_same_pixels_as_decoding_from_the_start():
+def test_seeking_decodes_the_same_pixels_as_decoding_from_the_start(tiny_vct):
     from codec.pipeline.video import VideoDecoder
 
-    model = tiny_codec()
+    model = tiny_vct()
     data, _ = _encode(model, moving_frames(7), gop=3, mode_decision=False)
     full = dict(VideoDecoder(io.BytesIO(data), model).frames())
     part = list(VideoDecoder(io.BytesIO(data), model).frames(4, 6))
@@ -225,12 +219,12 @@ def test_seeking_decodes_the_same_pixels_as_decoding_from_the_start():
         np.testing.assert_array_equal(pixels, full[n])
 
 
-def test_a_truncated_video_names_the_damaged_frame_and_salvage_keeps_what_precedes_it():
+def test_a_truncated_video_names_the_damaged_frame_and_salvage_keeps_what_precedes_it(tiny_vct):
     from codec.container.video import VideoReader
     from codec.errors import FormatError
     from codec.pipeline.video import VideoDecoder
 
-    model = tiny_codec()
+    model = tiny_vct()
     data, _ = _encode(model, moving_frames(5), gop=8, mode_decision=False)
     frames = list(VideoReader(io.BytesIO(data)).frames())
     cut = frames[3].offset + 20  # inside frame 3
@@ -244,12 +238,12 @@ def test_a_truncated_video_names_the_damaged_frame_and_salvage_keeps_what_preced
         np.testing.assert_array_equal(pixels, full[n])
 
 
-def test_a_flipped_byte_in_a_frame_is_detected_and_named():
+def test_a_flipped_byte_in_a_frame_is_detected_and_named(tiny_vct):
     from codec.container.video import VideoReader
     from codec.errors import FormatError
     from codec.pipeline.video import VideoDecoder
 
-    model = tiny_codec()
+    model = tiny_vct()
     data, _ = _encode(model, moving_frames(4), gop=8, mode_decision=False)
     f2 = list(VideoReader(io.BytesIO(data)).frames())[2]
     bad = bytearray(data)
@@ -258,16 +252,16 @@ def test_a_flipped_byte_in_a_frame_is_detected_and_named():
         list(VideoDecoder(io.BytesIO(bytes(bad)), model).frames())
 
 
-def test_an_image_reader_refuses_a_video_file_and_old_readers_are_told_to_upgrade():
+def test_an_image_reader_refuses_a_video_file_and_old_readers_are_told_to_upgrade(tiny_vct):
     from codec.container import read_container
     from codec.container.format import unpack_preamble
     from codec.errors import UnsupportedError
 
-    data, _ = _encode(tiny_codec(side=False), moving_frames(2), gop=8)
+    data, _ = _encode(tiny_vct(side=False), moving_frames(2), gop=8)
     assert unpack_preamble(data[:16]) == (2, 2)  # version-1 readers refuse: "needs a reader of version 2"
     with pytest.raises(UnsupportedError, match="video"):
         read_container(data)
-    data, _ = _encode(tiny_codec(), moving_frames(2), gop=8)  # a temporal prior of z: mode 2 frames
+    data, _ = _encode(tiny_vct(), moving_frames(2), gop=8)  # a temporal prior of z: mode 2 frames
     assert unpack_preamble(data[:16]) == (3, 3)  # version-2 readers refuse: "needs a reader of version 3"
 
 
@@ -305,10 +299,10 @@ def test_a_mode_2_frame_in_a_version_2_file_is_refused_as_corrupt():
         w.add(INTER_TZ, [b"z", b"y"])
 
 
-def test_frame_index_points_at_every_gop_start():
+def test_frame_index_points_at_every_gop_start(tiny_vct):
     from codec.container.video import INTRA, VideoReader
 
-    data, _ = _encode(tiny_codec(), moving_frames(7), gop=3, mode_decision=False)
+    data, _ = _encode(tiny_vct(), moving_frames(7), gop=3, mode_decision=False)
     r = VideoReader(io.BytesIO(data))
     index = r.index()
     frames = list(r.frames())
@@ -318,12 +312,12 @@ def test_frame_index_points_at_every_gop_start():
         assert by_offset[offset].number == first and by_offset[offset].mode == INTRA
 
 
-def test_frame_count_over_the_limit_is_refused_before_decoding():
+def test_frame_count_over_the_limit_is_refused_before_decoding(tiny_vct):
     from codec.container import Limits
     from codec.container.video import VideoReader
     from codec.errors import LimitError
 
-    data, _ = _encode(tiny_codec(), moving_frames(4), gop=8)
+    data, _ = _encode(tiny_vct(), moving_frames(4), gop=8)
     with pytest.raises(LimitError, match="--max-frames"):
         VideoReader(io.BytesIO(data), Limits(max_frames=2)).index()
 
@@ -465,10 +459,10 @@ def test_one_training_step_changes_the_weights_and_steps_lower_the_loss():
     assert losses[-1] < 0.95 * losses[0]
 
 
-def test_video_codes_identically_with_one_or_two_threads():
+def test_video_codes_identically_with_one_or_two_threads(tiny_vct):
     from codec.pipeline.video import VideoDecoder
 
-    model = tiny_codec()
+    model = tiny_vct()
     frames = moving_frames(4, 72, 100)
     threads = torch.get_num_threads()
     try:
@@ -484,12 +478,12 @@ def test_video_codes_identically_with_one_or_two_threads():
         np.testing.assert_array_equal(pixels, _pixels(model, y_hat, 72, 100))
 
 
-def test_header_kind_tells_video_from_image_files():
+def test_header_kind_tells_video_from_image_files(tiny_vct):
     from codec.container import KIND_PROBE_BYTES, header_kind
     from codec.pipeline.image import compress
 
-    video, _ = _encode(tiny_codec(), moving_frames(2), gop=8)
-    image = compress(tiny_codec().hp, moving_frames(1)[0]).data
+    video, _ = _encode(tiny_vct(), moving_frames(2), gop=8)
+    image = compress(tiny_vct().hp, moving_frames(1)[0]).data
     assert header_kind(video[:KIND_PROBE_BYTES]) == 1 and header_kind(image[:KIND_PROBE_BYTES]) == 0
     assert header_kind(b"\x89PNG\r\n\x1a\n" + bytes(20)) is None and header_kind(video[:10]) is None
 
@@ -520,13 +514,13 @@ def test_malformed_compact_frame_payloads_are_format_errors(payload):
 
 @pytest.mark.parametrize("where", ["header", "frames"])
 @pytest.mark.parametrize("chunk", ["HEAD", "VHDR"])
-def test_a_repeated_head_or_vhdr_chunk_is_corrupt(chunk, where):
+def test_a_repeated_head_or_vhdr_chunk_is_corrupt(tiny_vct, chunk, where):
     from codec.container.format import HEAD, VHDR
     from codec.container.framing import frame_chunk
     from codec.container.video import VideoReader
     from codec.errors import FormatError
 
-    data, _ = _encode(tiny_codec(side=False), moving_frames(2), gop=8)
+    data, _ = _encode(tiny_vct(side=False), moving_frames(2), gop=8)
     r = VideoReader(io.BytesIO(data))
     first = next(iter(r.frames()))
     # the payload of the first HEAD / VHDR, copied

@@ -6,6 +6,10 @@ Every length is checked against the bytes that remain and against
 ``Limits.max_chunk_bytes`` before anything is sliced or copied; the CRC is
 checked before the type or the data are interpreted, so a damaged chunk reads
 as corrupt (FormatError), never as an unknown chunk.
+
+``read_chunk`` is the one chunk reader of the package: images parse a memoryview of
+the whole file, videos a ``FileBytes`` view of a seekable file that reads only the
+chunk asked for.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from codec.errors import FormatError
 
@@ -28,7 +33,7 @@ from .format import (
     valid_chunk_type,
 )
 
-__all__ = ["Chunk", "CHUNK_OVERHEAD", "frame_chunk", "read_chunk", "iter_chunks"]
+__all__ = ["Chunk", "CHUNK_OVERHEAD", "FileBytes", "frame_chunk", "read_chunk", "iter_chunks"]
 
 _U32 = struct.Struct("<I")
 _LENGTH_TYPE = struct.Struct("<I4s")
@@ -81,45 +86,72 @@ def frame_chunk(chunk_type: bytes, data: bytes | bytearray | memoryview) -> byte
     return _LENGTH_TYPE.pack(len(data), chunk_type) + data + _U32.pack(crc32(chunk_type, data))
 
 
-def read_chunk(buf: memoryview, offset: int, limits: Limits = Limits()) -> Chunk:
+class FileBytes:
+    """A seekable binary file seen as read-only bytes: ``len()`` is the file's size and a slice
+    ``[start:stop]`` reads just those bytes, so a reader holds one chunk at a time, not the file."""
+
+    def __init__(self, fp: BinaryIO):
+        self.fp = fp
+        self.size = fp.seek(0, 2)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: slice) -> bytes:
+        start, stop, _ = index.indices(self.size)
+        self.fp.seek(start)
+        return self.fp.read(max(0, stop - start))
+
+
+def read_chunk(
+    buf: memoryview | bytes | FileBytes, offset: int, limits: Limits = Limits(), what: str | None = None
+) -> Chunk:
     """Parse the chunk whose length field is at ``offset`` of ``buf``.
+
+    Args:
+        buf: the whole file, or a ``FileBytes`` view of it.
+        offset: where the chunk's length field is.
+        limits: ``max_chunk_bytes`` bounds the length.
+        what: what the chunk should hold ("frame 3", "the frame index"), named in errors.
 
     Raises:
         FormatError: truncated, a length past the end of the input, a CRC mismatch,
             or an invalid type.
         LimitError: a length over ``limits.max_chunk_bytes``.
     """
-    remaining = len(buf) - offset
+    remaining = max(0, len(buf) - offset)
+    of = f" ({what})" if what else ""
     if remaining < _LENGTH_TYPE.size:
         raise FormatError(
-            f"truncated bitstream: {remaining} bytes at offset {offset}, too few for a chunk header"
+            f"truncated bitstream: {remaining} bytes at offset {offset}, too few for a chunk header{of}"
         )
-    length, chunk_type = _LENGTH_TYPE.unpack_from(buf, offset)
+    length, chunk_type = _LENGTH_TYPE.unpack(buf[offset : offset + _LENGTH_TYPE.size])
     if length > remaining - CHUNK_OVERHEAD:
         raise FormatError(
-            f"truncated or corrupt bitstream: chunk {type_name(chunk_type)} at offset {offset} "
+            f"truncated or corrupt bitstream: chunk {type_name(chunk_type)} at offset {offset}{of} "
             f"declares {length} data bytes, which with {CHUNK_OVERHEAD} bytes of framing need "
             f"{length + CHUNK_OVERHEAD}, but only {remaining} remain"
         )
     if length > limits.max_chunk_bytes:
         raise limit_error(
-            f"the length of chunk {type_name(chunk_type)} at offset {offset}",
+            f"the length of chunk {type_name(chunk_type)} at offset {offset}{of}",
             length,
             limits.max_chunk_bytes,
             "max_chunk_bytes",
             MAX_CHUNK_BYTES_FLAG,
         )
     start = offset + _LENGTH_TYPE.size
-    view = buf[start : start + length]
-    (stored,) = _U32.unpack_from(buf, start + length)
+    body = memoryview(buf[start : start + length + _U32.size])  # data | crc32
+    view = body[:length]
+    (stored,) = _U32.unpack(body[length:])
     actual = crc32(chunk_type, view)
     if stored != actual:
         raise FormatError(
-            f"corrupt bitstream: CRC mismatch in chunk {type_name(chunk_type)} at offset {offset} "
+            f"corrupt bitstream: CRC mismatch in chunk {type_name(chunk_type)} at offset {offset}{of} "
             f"(stored {stored:08x}, computed {actual:08x})"
         )
     if not valid_chunk_type(chunk_type):
-        raise FormatError(f"corrupt bitstream: invalid chunk type {chunk_type!r} at offset {offset}")
+        raise FormatError(f"corrupt bitstream: invalid chunk type {chunk_type!r} at offset {offset}{of}")
     return Chunk(type=chunk_type, data=bytes(view), offset=offset, crc=stored)
 
 

@@ -42,7 +42,6 @@ from .format import (
     FIDX,
     FRAM,
     HEAD,
-    MAX_CHUNK_BYTES_FLAG,
     MAX_FRAMES_FLAG,
     META,
     PREAMBLE_SIZE,
@@ -50,15 +49,13 @@ from .format import (
     VIDEO_TZ_VERSION,
     VIDEO_VERSION,
     Limits,
-    crc32,
     is_critical,
     limit_error,
     pack_preamble,
     type_name,
     unpack_preamble,
-    valid_chunk_type,
 )
-from .framing import CHUNK_OVERHEAD, frame_chunk
+from .framing import CHUNK_OVERHEAD, Chunk, FileBytes, frame_chunk, read_chunk
 
 __all__ = ["INTRA", "INTER", "INTER_TZ", "MODE_NAMES", "VideoHeader", "Frame", "FrameIndex", "VideoWriter", "VideoReader"]
 
@@ -68,7 +65,6 @@ _VHDR = struct.Struct("<IIH")
 _FRAME_HEAD = struct.Struct("<IBB")
 _U32 = struct.Struct("<I")
 _GOP = struct.Struct("<IQ")
-_LENGTH_TYPE = struct.Struct("<I4s")
 MAX_STREAMS = 32
 
 
@@ -262,27 +258,27 @@ class VideoReader:
             ...
         r.index()                            # FIDX, found from the end of the file
 
-    Errors name the frame: `FormatError("frame 17 ... is damaged ...")`.
+    Errors name the chunk and what it should hold: `FormatError("... at offset 4242 (frame 17) ...")`.
     """
 
     def __init__(self, fp: BinaryIO, limits: Limits = Limits()):
         self.fp, self.limits = fp, limits
-        fp.seek(0, 2)
-        self.size = fp.tell()
-        fp.seek(0)
-        writer, min_reader = unpack_preamble(fp.read(PREAMBLE_SIZE))
+        self._file = FileBytes(fp)
+        self.size = len(self._file)
+        writer, min_reader = unpack_preamble(self._file[0:PREAMBLE_SIZE])
         self.writer_version, self.min_reader_version = writer, min_reader
-        pos = PREAMBLE_SIZE
-        head, pos = self._chunk(pos, "the header")
-        if head[0] != HEAD:
-            raise FormatError(f"corrupt bitstream: the first chunk is {type_name(head[0])}, expected HEAD")
-        self.header = unpack_header(head[1], limits, allow_video=True)
+        head = self._chunk(PREAMBLE_SIZE, "the header")
+        if head.type != HEAD:
+            raise FormatError(f"corrupt bitstream: the first chunk is {type_name(head.type)}, expected HEAD")
+        self.header = unpack_header(head.data, limits, allow_video=True)
         if self.header.kind != KIND_VIDEO:
             raise UnsupportedError("this file holds an image, not a video")
         self.video: VideoHeader | None = None
         self.meta: dict[str, Any] | None = None
+        pos = head.end
         while True:
-            (ctype, data), nxt = self._chunk(pos, "the video header")
+            chunk = self._chunk(pos, "the video header")
+            ctype, data = chunk.type, chunk.data
             if ctype in (FRAM, FIDX, END):
                 break
             if ctype == HEAD or (ctype == VHDR and self.video is not None):
@@ -297,42 +293,27 @@ class VideoReader:
             elif is_critical(ctype):
                 raise UnsupportedError(f"unknown critical chunk {type_name(ctype)} at offset {pos}: written by a "
                                        f"newer or different encoder")
-            pos = nxt
+            pos = chunk.end
         if self.video is None:
             raise FormatError("corrupt bitstream: the video header (VHDR) is missing")
         self.first_frame_offset = pos
 
-    def _chunk(self, offset: int, what: str) -> tuple[tuple[bytes, bytes], int]:
-        """(type, data), next offset of the chunk at `offset`; FormatError naming `what`."""
-        fp = self.fp
-        if offset + _LENGTH_TYPE.size > self.size:
-            raise FormatError(f"truncated bitstream: the file ends at offset {self.size}, in {what}")
-        fp.seek(offset)
-        length, ctype = _LENGTH_TYPE.unpack(fp.read(_LENGTH_TYPE.size))
-        if length > self.limits.max_chunk_bytes:
-            raise limit_error(f"the length of chunk {type_name(ctype)} at offset {offset}", length,
-                              self.limits.max_chunk_bytes, "max_chunk_bytes", MAX_CHUNK_BYTES_FLAG)
-        end = offset + CHUNK_OVERHEAD + length
-        if end > self.size:
-            raise FormatError(f"truncated bitstream: {what} (chunk at offset {offset}) needs {end - offset} bytes, "
-                              f"only {self.size - offset} remain")
-        data = fp.read(length)
-        (stored,) = _U32.unpack(fp.read(4))
-        if crc32(ctype, data) != stored or not valid_chunk_type(ctype):
-            raise FormatError(f"corrupt bitstream: {what} (chunk at offset {offset}) is damaged (CRC mismatch)")
-        return (ctype, data), end
+    def _chunk(self, offset: int, what: str) -> Chunk:
+        """The chunk at `offset`, every check of `framing.read_chunk` done; errors name `what`."""
+        return read_chunk(self._file, offset, self.limits, what)
 
     def frames(self, offset: int | None = None, first_number: int = 0) -> Iterator[Frame]:
         """FRAM chunks from `offset` (default: the first frame) up to the index; checks numbering."""
         pos = self.first_frame_offset if offset is None else offset
         expected = first_number
         while True:
-            (ctype, data), nxt = self._chunk(pos, f"frame {expected}")
+            chunk = self._chunk(pos, f"frame {expected}")
+            ctype = chunk.type
             if ctype == FRAM:
                 if expected >= self.limits.max_frames:  # frame number `expected` is frame expected + 1
                     raise limit_error("the frame count", expected + 1, self.limits.max_frames, "max_frames",
                                       MAX_FRAMES_FLAG)
-                frame = Frame.unpack(data, pos, nxt - pos, self.min_reader_version)
+                frame = Frame.unpack(chunk.data, pos, chunk.end - pos, self.min_reader_version)
                 if frame.number != expected:
                     raise FormatError(f"corrupt bitstream: frame {expected} expected at offset {pos}, "
                                       f"found frame {frame.number}")
@@ -347,23 +328,21 @@ class VideoReader:
                 raise FormatError(f"corrupt bitstream: a {type_name(ctype)} chunk among the frames at offset {pos}")
             elif is_critical(ctype):
                 raise UnsupportedError(f"unknown critical chunk {type_name(ctype)} at offset {pos}")
-            pos = nxt
+            pos = chunk.end
 
     def index(self) -> FrameIndex:
         """The frame index, located from the end of the file (END, then FIDX's trailing length)."""
         tail = CHUNK_OVERHEAD  # the empty END chunk
         if self.size < self.first_frame_offset + tail + CHUNK_OVERHEAD + 12:
             raise FormatError("truncated bitstream: no room for the frame index and END")
-        self.fp.seek(self.size - tail)
-        if self.fp.read(tail) != frame_chunk(END, b""):
+        if self._file[self.size - tail : self.size] != frame_chunk(END, b""):
             raise FormatError("truncated or corrupt bitstream: the file does not end with an END chunk "
                               "(decode with --salvage to recover the frames before the damage)")
-        self.fp.seek(self.size - tail - 8)
-        (length,) = _U32.unpack(self.fp.read(4))
+        (length,) = _U32.unpack(self._file[self.size - tail - 8 : self.size - tail - 4])  # FIDX's last field
         start = self.size - tail - CHUNK_OVERHEAD - length
         if length > self.limits.max_chunk_bytes or start < self.first_frame_offset:
             raise FormatError("corrupt bitstream: bad frame index length")
-        (ctype, data), end = self._chunk(start, "the frame index")
-        if ctype != FIDX or end != self.size - tail:
+        chunk = self._chunk(start, "the frame index")
+        if chunk.type != FIDX or chunk.end != self.size - tail:
             raise FormatError("corrupt bitstream: the frame index (FIDX) is missing or misplaced")
-        return FrameIndex.unpack(data, self.limits)
+        return FrameIndex.unpack(chunk.data, self.limits)

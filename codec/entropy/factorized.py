@@ -3,18 +3,25 @@
 Each channel c has its own univariate cumulative density, a small monotone MLP
   F_c(x) = sigmoid(logits_c(x)),  logits_c = (softplus(H_K) ... tanh-gated ... softplus(H_1)) x.
 The likelihood of an integer-centred bin is F(x + 0.5) - F(x - 0.5). Training adds uniform noise;
-coding uses a probability table per channel frozen at export (`pmf_table`).
+coding uses a probability table per channel frozen at export (`FactorizedTables.build`), stored
+with the weights and read identically by both sides.
 """
 
 from __future__ import annotations
 
+import copy
 import math
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from codec import coder
+
 LIKELIHOOD_FLOOR = 1e-9
+TABLE_SCALE = 2.0**40  # the frozen pmf is rounded to the grid 1/TABLE_SCALE: the same table for any thread count or kernel
 
 
 class FactorizedDensity(nn.Module):
@@ -98,3 +105,41 @@ class FactorizedDensity(nn.Module):
         pmf = pmf / pmf.sum(dim=1, keepdim=True)
         offsets = torch.full((self.channels,), -radius - 1, dtype=torch.int32)
         return offsets, pmf.cpu()
+
+
+@dataclass(frozen=True)
+class FactorizedTables:
+    """The frozen coding tables of a `FactorizedDensity` and the coder calls that use them.
+
+    Symbols are integers around the per-channel median (z_sym = round(z - median)); `offsets[c]` is
+    the symbol that table index 0 of channel c stands for (an escape, as is index L-1)."""
+
+    pmf: torch.Tensor  # (C, L) float64
+    offsets: torch.Tensor  # (C,) int32
+    pmf_np: np.ndarray = field(init=False, repr=False, compare=False)
+    offsets_np: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "pmf", self.pmf.double().contiguous())
+        object.__setattr__(self, "offsets", self.offsets.int().contiguous())
+        object.__setattr__(self, "pmf_np", self.pmf.numpy())
+        object.__setattr__(self, "offsets_np", self.offsets.numpy())
+
+    @classmethod
+    def build(cls, density: FactorizedDensity) -> FactorizedTables:
+        """The tables of a trained density, computed once at export (float64, on the grid 1/TABLE_SCALE)."""
+        offsets, pmf = copy.deepcopy(density).double().pmf_table()
+        return cls(torch.round(pmf.double() * TABLE_SCALE) / TABLE_SCALE, offsets.int())
+
+    @property
+    def channels(self) -> int:
+        return self.pmf.shape[0]
+
+    def compress(self, symbols: np.ndarray) -> bytes:
+        """(C, ...) integer symbols -> bytes."""
+        return coder.encode_categorical(symbols.reshape(symbols.shape[0], -1), self.pmf_np, self.offsets_np)
+
+    def decompress(self, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+        """Mirror of `compress`: int32 symbols of `shape` (C, ...)."""
+        n = int(np.prod(shape[1:]))
+        return coder.decode_categorical(data, self.pmf_np, self.offsets_np, n).reshape(shape)

@@ -1,17 +1,28 @@
-"""Conditional Gaussian for the main latents: training likelihood and the coding grid.
+"""Conditional Gaussian for the main latents: training likelihood, the coding grid and the coder.
 
 Training: likelihood of a unit bin of the residual r = y - mean under N(0, scale^2).
 Coding: the mean is snapped to a grid of step 1/MEAN_STEPS and the scale to one of SCALE_LEVELS
 log-spaced table entries (the smallest entry not below the predicted scale), on CPU in float64,
 so both sides index identical parameters. The table is stored with the weights.
+
+`GaussianConditional` holds the frozen table and is the one object the families code through:
+
+    gc = GaussianConditional(table)          # (S,) float64, from the weights file
+    index = gc.index(scale)                  # snapped scale indexes, numpy int64
+    data = gc.compress(symbols, index)       # -> bytes (codec.coder, the only constriction user)
+    symbols = gc.decompress(data, index)     # mirror
+    gc.bits(symbols, scale)                  # the training-time rate estimate of the same symbols
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
+from codec import coder
 from codec.entropy.factorized import LIKELIHOOD_FLOOR
 
 SCALE_MIN = 0.11
@@ -66,3 +77,49 @@ def rd_round(residual: torch.Tensor, scale: torch.Tensor, lam: float) -> torch.T
         return (r - s) ** 2 - lam * torch.log2(gaussian_likelihood(s, scale))
 
     return torch.where(cost(s1) < cost(s0), s1, s0)
+
+
+@dataclass(frozen=True)
+class GaussianConditional:
+    """Zero-mean quantized Gaussians of integer residuals, scales snapped to a frozen table.
+
+    Encoder and decoder build it from the same stored table, so `index` gives both sides identical
+    parameters. `encoder()`/`decoder()` code a stream in batches whose parameters depend on the
+    batches before (token loops); `compress`/`decompress` code one batch."""
+
+    table: torch.Tensor  # (S,) float64 standard deviations, log-spaced
+    table_np: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "table", self.table.double().contiguous())
+        object.__setattr__(self, "table_np", self.table.numpy())
+
+    @classmethod
+    def default(cls) -> GaussianConditional:
+        """The table every model exports (`scale_table()`)."""
+        return cls(scale_table())
+
+    def index(self, scale: torch.Tensor) -> np.ndarray:
+        """Indexes (same shape, int64) of the smallest table entries >= scale."""
+        return snap_scales(scale, self.table).numpy()
+
+    def scales(self, index: np.ndarray) -> torch.Tensor:
+        """The table's scales at `index` (float64, same shape): what the coder uses."""
+        return self.table[torch.from_numpy(np.asarray(index, dtype=np.int64))]
+
+    def compress(self, symbols: np.ndarray, index: np.ndarray) -> bytes:
+        return coder.encode_gaussian(symbols, index, self.table_np)
+
+    def decompress(self, data: bytes, index: np.ndarray) -> np.ndarray:
+        return coder.decode_gaussian(data, index, self.table_np)
+
+    def encoder(self) -> coder.GaussianEncoder:
+        return coder.GaussianEncoder(self.table_np)
+
+    def decoder(self, data: bytes, what: str = "Gaussian") -> coder.GaussianDecoder:
+        return coder.GaussianDecoder(data, self.table_np, what=what)
+
+    @staticmethod
+    def bits(symbols: torch.Tensor, scale: torch.Tensor) -> float:
+        """Training-time rate estimate of `symbols` under N(0, scale): sum of -log2 P(bin)."""
+        return float(-torch.log2(gaussian_likelihood(symbols.double(), scale.double())).sum())

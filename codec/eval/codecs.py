@@ -154,6 +154,7 @@ def ours(spec: str) -> Codec:
     quantisation steps of a single-rate model, qualities 0..100 of a variable-rate one), or
     `ours:<id1>+<id2>` (the zoo: every point of each model); `;effort=N` appends an effort level."""
     from codec.pipeline.image import compress, decompress, load_model
+    from codec.pipeline.rate import is_variable
     from codec.zoo import default_model_id
 
     body = spec.split(":", 1)[1] if ":" in spec else ""
@@ -164,7 +165,7 @@ def ours(spec: str) -> Codec:
     for part in (body or default_model_id()).split("+"):
         model_id, _, settings_text = part.partition("@")
         model_id = model_id or default_model_id()
-        variable = load_model(model_id).module.config.variable_rate  # fails early (exit 5) on an unknown id
+        variable = is_variable(load_model(model_id))  # fails early (exit 5) on an unknown id
         default = OURS_QUALITIES if variable else OURS_STEPS.get(model_id, OURS_STEPS["default"])
         settings = [float(s) for s in settings_text.split(",")] if settings_text else default
         ids.append(model_id)
@@ -173,7 +174,7 @@ def ours(spec: str) -> Codec:
     def encode(pixels: np.ndarray, point: str) -> bytes:
         model_id, setting = point.split("@")
         model = load_model(model_id)
-        if model.module.config.variable_rate:
+        if is_variable(model):
             return compress(model, pixels, quality=float(setting), effort=effort).data
         return compress(model, pixels, float(setting), effort=effort).data
 

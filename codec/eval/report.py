@@ -1,5 +1,8 @@
 """Turning sweep rows into curves, BD tables, results.json (CompressAI's shape), markdown, a plot,
-and the regression check against a baseline results.json."""
+and the regression check against a baseline results.json.
+
+The curve, the BD cells, the plot and `write` serve the video evaluation too (`video_report`).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,11 @@ import os
 import platform
 from collections import defaultdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from codec.atomic import atomic_write
 from codec.eval.bd import Delta, delta
 
 METRICS = ("bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time")
@@ -20,6 +25,22 @@ METRICS = ("bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time")
 def bd_quality_cell(d: dict, flag: str = "") -> str:
     """The BD-quality cell of a table: "-" where the curves share no rate range."""
     return "-" if d["bd_quality"] is None else f"{d['bd_quality']:+.2f} dB{flag}"
+
+
+def bd_cells(d: dict | None, anchor: bool = False) -> list[str]:
+    """The BD-rate and BD-quality cells of a table row against one anchor (`d`: an entry of a BD
+    table, None where there is none); " *" marks an overlap warning."""
+    if anchor:
+        return ["anchor", "anchor"]
+    if d is None or d["bd_rate"] is None:
+        return ["-", "-"]
+    flag = " *" if d["warning"] else ""
+    return [f"{d['bd_rate']:+.1f}%{flag}", bd_quality_cell(d, flag)]
+
+
+def fmt_cell(v, fmt: str, empty: str = "-") -> str:
+    """`v` formatted with `fmt`, or `empty` for a missing or non-finite value."""
+    return empty if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, fmt)
 
 
 def cpu_name() -> str:
@@ -38,28 +59,30 @@ def machine() -> dict:
             "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
 
 
+def curve(codec, rows: list[dict], metrics: tuple[str, ...] = METRICS, count: str | None = None) -> dict:
+    """CompressAI-shaped curve of `codec`: per quality point, the mean over `rows` (its rows) of each
+    metric, points sorted by bpp. With `count`, `results[count]` says how many rows each point averages."""
+    by_q = defaultdict(list)
+    for r in rows:
+        by_q[json.dumps(r["quality"])].append(r)
+    points = []
+    for rs in by_q.values():
+        p = {"quality": rs[0]["quality"], "rows": len(rs)}
+        for m in metrics:
+            vals = [r[m] for r in rs if r[m] is not None and np.isfinite(r[m])]
+            p[m] = float(np.mean(vals)) if vals else None
+        points.append(p)
+    points.sort(key=lambda p: p["bpp"])
+    results = {m: [p[m] for p in points] for m in (*metrics, "quality")}
+    if count:
+        results[count] = [p["rows"] for p in points]
+    return {"name": codec.name, "label": codec.label, "description": codec.label, "version": codec.version,
+            "settings": codec.settings, "published": False, "results": results}
+
+
 def curves(rows: list[dict], codecs: list) -> dict[str, dict]:
     """Per codec: mean over images of each metric at each quality, sorted by bpp."""
-    out = {}
-    for codec in codecs:
-        by_q = defaultdict(list)
-        for r in rows:
-            if r["codec"] == codec.name:
-                by_q[r["quality"]].append(r)
-        points = []
-        for q, rs in by_q.items():
-            p = {"quality": q, "images": len(rs)}
-            for m in METRICS:
-                vals = [r[m] for r in rs if r[m] is not None and np.isfinite(r[m])]
-                p[m] = float(np.mean(vals)) if vals else None
-            points.append(p)
-        points.sort(key=lambda p: p["bpp"])
-        results = {m: [p[m] for p in points] for m in METRICS}
-        results["quality"] = [p["quality"] for p in points]
-        out[codec.name] = {"name": codec.name, "label": codec.label, "description": codec.label,
-                           "version": codec.version, "settings": codec.settings, "published": False,
-                           "results": results}
-    return out
+    return {codec.name: curve(codec, [r for r in rows if r["codec"] == codec.name]) for codec in codecs}
 
 
 def bd_table(all_curves: dict[str, dict], anchor: str, metric: str = "psnr-rgb") -> dict[str, dict]:
@@ -100,10 +123,6 @@ def _mean_time(c: dict, key: str) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def _fmt(v, fmt: str, empty: str = "-") -> str:
-    return empty if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, fmt)
-
-
 def markdown(results: dict) -> str:
     measured, published = results["codecs"], results["published"]
     anchors = results["anchors"]
@@ -121,20 +140,13 @@ def markdown(results: dict) -> str:
         row = [c["label"], str(len(r["bpp"])), f"{min(r['bpp']):.3f}-{max(r['bpp']):.3f}",
                f"{min(r['psnr-rgb']):.2f}-{max(r['psnr-rgb']):.2f}"]
         for a in anchors:
-            d = results["bd"].get(a, {}).get("psnr-rgb", {}).get(name)
-            if name == a:
-                row += ["anchor", "anchor"]
-            elif d is None or d["bd_rate"] is None:
-                row += ["-", "-"]
-            else:
-                flag = " *" if d["warning"] else ""
-                row += [f"{d['bd_rate']:+.1f}%{flag}", bd_quality_cell(d, flag)]
+            row += bd_cells(results["bd"].get(a, {}).get("psnr-rgb", {}).get(name), anchor=name == a)
         if c.get("published"):
             row += ["(published)", "", ""]
         else:
             enc, dec = _mean_time(c, "encoding_time"), _mean_time(c, "decoding_time")
             ratio = f"{enc / jpeg_enc:.0f}x / {dec / jpeg_dec:.0f}x" if jpeg_enc and jpeg_dec and enc and dec else "-"
-            row += [_fmt(enc, ".3f"), _fmt(dec, ".3f"), ratio]
+            row += [fmt_cell(enc, ".3f"), fmt_cell(dec, ".3f"), ratio]
         lines.append("| " + " | ".join(row) + " |")
     notes = [f"* {name}: {d['warning']}" for a in anchors for name, d in results["bd"].get(a, {}).get("psnr-rgb", {}).items() if d["warning"]]
     m = results["machine"]
@@ -148,7 +160,7 @@ def markdown(results: dict) -> str:
         r = c["results"]
         for i in range(len(r["bpp"])):
             out.append(f"| {c['label']} | {r['quality'][i]} | {r['bpp'][i]:.4f} | {r['psnr-rgb'][i]:.2f} | "
-                       f"{_fmt(r['ms-ssim-rgb'][i], '.4f')} | {_fmt(r['encoding_time'][i], '.3f')} | {_fmt(r['decoding_time'][i], '.3f')} |")
+                       f"{fmt_cell(r['ms-ssim-rgb'][i], '.4f')} | {fmt_cell(r['encoding_time'][i], '.3f')} | {fmt_cell(r['decoding_time'][i], '.3f')} |")
     return "\n".join(out) + "\n"
 
 
@@ -228,12 +240,15 @@ def check(results: dict, baseline: dict, tolerance: float) -> list[str]:
     return failures
 
 
-def write(results: dict, folder: Path) -> dict[str, Path]:
+def write(results: dict, folder: Path, table: Callable[[dict], str] = markdown,
+          draw: Callable[[dict, Path], None] = plot) -> dict[str, Path]:
+    """results.json, table.md (`table(results)`) and rd.png (`draw(results, path)`) in `folder`
+    (created), the JSON written atomically; returns their paths. The defaults are the image
+    evaluation's; the video one passes `video_report.video_markdown` and `video_report.video_plot`."""
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"json": folder / "results.json", "table": folder / "table.md", "plot": folder / "rd.png"}
-    tmp = paths["json"].with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=1, default=float) + "\n")
-    tmp.replace(paths["json"])
-    paths["table"].write_text(markdown(results))
-    plot(results, paths["plot"])
+    atomic_write(paths["json"], (json.dumps(results, indent=1, default=float) + "\n").encode(), force=True)
+    paths["table"].write_text(table(results))
+    draw(results, paths["plot"])
     return paths

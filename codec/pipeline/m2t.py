@@ -1,4 +1,4 @@
-"""Image pipeline of M2T models: the latents are coded in S steps (plus, for models with a side
+"""The M2T family (Mentzer et al. 2023): the latents are coded in S steps (plus, for models with a side
 stream, the hyperprior's z first, whose mean and scale every token sees).
 
     encode: pixels -pad-> x -g_a-> y [-h_a-> z -> ZSTR; h_s (float64) -> side (mean_q, scale)]
@@ -9,32 +9,63 @@ stream, the hyperprior's z first, whose mean and scale every token sees).
     decode: the same loop, reading y_sym from stream s; then y_hat -g_s-> pixels
 
 Both sides run the identical step loop (`_run_steps`), so the parameters the encoder codes with are
-the ones the decoder recomputes from already-decoded symbols. YSTR holds the S sub-streams:
-u8 S | S x u32 byte lengths | the streams, in step order.
+the ones the decoder recomputes from already-decoded symbols. YSTR holds the S sub-streams in the
+layout of `codec.container.steps`.
 """
 
 from __future__ import annotations
 
-import struct
-from dataclasses import dataclass
+import copy
+import hashlib
+import time
 from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from codec import coder
-from codec.container import YSTR, ZSTR, Container, Header, write_container
-from codec.entropy.gaussian import snap_means, snap_scales
-from codec.errors import FormatError
+from codec.container import YSTR, ZSTR, Container, write_container
+from codec.container.steps import pack_steps, unpack_steps
+from codec.entropy.gaussian import snap_means
+from codec.entropy.hyperprior import TABLE_PREFIX
+from codec.family import Encoded, Family, NO_SYMBOLS, safetensors_bytes
 from codec.io import pad_to_multiple
-from codec.models.hyperprior import STRIDE
-from codec.models.m2t import StepDecoder, schedule
+from codec.models.hyperprior import STRIDE, HyperpriorConfig, MeanScaleHyperprior
+from codec.models.m2t import M2T, M2TConfig, StepDecoder, schedule
+from codec.pipeline import hyperprior
 from codec.pipeline.rate import Rate
 from codec.pipeline.tiles import analyse_tiled, synthesize
-from codec.weights import LoadedM2T
 
-_U32 = struct.Struct("<I")
 LATENT_STRIDE = 16  # pixels per latent position (g_a downsamples 4 times by 2)
+AE_PREFIX, TF_PREFIX = "ae.", "tf."
+
+
+@dataclass(frozen=True)
+class M2TModel(hyperprior.WithTransformer):
+    """An M2T image model ready to code. Its weights file holds the whole autoencoder and the
+    transformer (`tf`: an M2T)."""
+
+    family = "m2t"
+
+
+def serialize_modules(ae: MeanScaleHyperprior, tf: M2T, model_id: str) -> tuple[bytes, dict]:
+    """The safetensors bytes of an M2T model (the whole autoencoder with its tables, the transformer)."""
+    _, ae_tensors = hyperprior.serialize_module(copy.deepcopy(ae), model_id)
+    tensors = {AE_PREFIX + k: v for k, v in ae_tensors.items()}
+    tensors.update({TF_PREFIX + k: v.detach().float().contiguous() for k, v in tf.state_dict().items()})
+    return safetensors_bytes(tensors, "m2t", model_id), tensors
+
+
+def _prefixed(tensors: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def from_modules(ae: MeanScaleHyperprior, tf: M2T, model_id: str) -> M2TModel:
+    """A model straight from modules (tests, training), sha256 as export would write it."""
+    data, tensors = serialize_modules(ae, tf, model_id)
+    sha = hashlib.sha256(data).hexdigest()
+    hp = hyperprior.bundle(copy.deepcopy(ae), _prefixed(tensors, AE_PREFIX), model_id, sha)
+    return M2TModel.of(hp, copy.deepcopy(tf), model_id, sha)
 
 
 def patch_batches(height: int, width: int, patch: int) -> dict[tuple[int, int], list[tuple[int, int]]]:
@@ -53,79 +84,61 @@ def _token_index(origins, rows: int, cols: int, patch: int, positions: torch.Ten
     return base[:, None] + (r * width + c)[None, :]
 
 
-def pack_streams(streams: list[bytes]) -> bytes:
-    return bytes([len(streams)]) + b"".join(_U32.pack(len(s)) for s in streams) + b"".join(streams)
-
-
-def unpack_streams(data: bytes, steps: int) -> list[bytes]:
-    if not data or data[0] != steps:
-        raise FormatError(f"latent stream holds {data[0] if data else 0} steps, the model codes {steps}")
-    head = 1 + 4 * steps
-    if len(data) < head:
-        raise FormatError("latent stream is truncated (step table)")
-    lengths = [_U32.unpack_from(data, 1 + 4 * i)[0] for i in range(steps)]
-    if head + sum(lengths) != len(data):
-        raise FormatError("latent stream is corrupt (step lengths do not add up to its size)")
-    out, pos = [], head
-    for n in lengths:
-        out.append(data[pos : pos + n])
-        pos += n
-    return out
-
-
-@torch.no_grad()
-def _run_steps(model: LoadedM2T, rate: Rate, height: int, width: int, y: torch.Tensor | None,
-               streams: list[bytes] | None, side=None, cache: bool = True):
-    """The step loop both sides run. Encoder: y (C, H, W) given -> streams. Decoder: streams given.
-    side: None or the hyperprior's (mean_q, scale) (C, H, W) float64, identical on both sides.
-    Returns (y_sym (C, H, W) int32, y_hat (C, H, W) float64, streams)."""
+def _jobs(model: M2TModel, rate: Rate, height: int, width: int, side, cache: bool) -> list:
+    """One (schedule, token indexes (B, T), StepDecoder) per patch shape of a height x width latent."""
     cfg = model.tf64.config
-    channels = cfg.channels
-    enc_step = rate.enc_step.double()
-    dec_mult = rate.dec_mult.double()
-    quality = float(rate.quality) / 100.0
-    flat_y = y.double().reshape(channels, -1).T if y is not None else None  # (H*W, C)
-    y_sym = torch.zeros(height * width, channels, dtype=torch.int64)
-    y_hat = torch.zeros(height * width, channels, dtype=torch.float64)
-    flat_side = None if side is None else tuple(t.double().reshape(channels, -1).T for t in side)
+    flat_side = None if side is None else tuple(t.double().reshape(cfg.channels, -1).T for t in side)
     jobs = []
     for (rows, cols), origins in patch_batches(height, width, cfg.patch).items():
         sched = schedule(cfg.patch, cfg.steps, cfg.alpha, rows, cols)
         index = _token_index(origins, rows, cols, cfg.patch, sched.positions, width)
-        q = torch.full((len(origins),), quality, dtype=torch.float64)
+        q = torch.full((len(origins),), float(rate.quality) / 100.0, dtype=torch.float64)
         side_tokens = None if flat_side is None else (flat_side[0][index], flat_side[1][index])
         jobs.append((sched, index, StepDecoder(model.tf64, sched, q, side_tokens, cache=cache)))
-    steps = len(jobs[0][0].bounds) - 1
+    return jobs
+
+
+def _predict(model: M2TModel, jobs: list, s: int, enc_step: torch.Tensor) -> list:
+    """Step s of every job: [(decoder, token indexes (B, n), mean_q (B, n, C), scale index (B, n, C))]."""
+    parts = []
+    for sched, index, dec in jobs:
+        lo, hi = sched.bounds[s], sched.bounds[s + 1]
+        if hi == lo:
+            continue
+        mean, scale = dec.predict(s)
+        parts.append((dec, index[:, lo:hi], snap_means(mean), model.hp.entropy.y.index(scale / enc_step)))
+    return parts
+
+
+@torch.no_grad()
+def _run_steps(model: M2TModel, rate: Rate, height: int, width: int, y: torch.Tensor | None,
+               streams: list[bytes] | None, side=None, cache: bool = True):
+    """The step loop both sides run. Encoder: y (C, H, W) given -> streams. Decoder: streams given.
+    side: None or the hyperprior's (mean_q, scale) (C, H, W) float64, identical on both sides.
+    Returns (y_sym (C, H, W) int32, y_hat (C, H, W) float64, streams)."""
+    channels, gc = model.tf64.config.channels, model.hp.entropy.y
+    enc_step, dec_mult = rate.enc_step.double(), rate.dec_mult.double()
+    flat_y = y.double().reshape(channels, -1).T if y is not None else None  # (H*W, C)
+    y_sym = torch.zeros(height * width, channels, dtype=torch.int64)
+    y_hat = torch.zeros(height * width, channels, dtype=torch.float64)
+    jobs = _jobs(model, rate, height, width, side, cache)
     out_streams = []
-    for s in range(steps):
-        parts = []  # (job, slice index (B, n), mean_q (B, n, C), scale index (B, n, C))
-        for sched, index, dec in jobs:
-            lo, hi = sched.bounds[s], sched.bounds[s + 1]
-            if hi == lo:
-                continue
-            mean, scale = dec.predict(s)
-            mean_q = snap_means(mean)
-            idx = snap_scales(scale / enc_step, model.scale_table)
-            parts.append((dec, index[:, lo:hi], mean_q, idx))
+    for s in range(len(jobs[0][0].bounds) - 1):
+        parts = _predict(model, jobs, s, enc_step)
         if not parts:
             out_streams.append(b"")
             continue
-        indexes = np.concatenate([p[3].reshape(-1).numpy() for p in parts])
+        indexes = np.concatenate([p[3].reshape(-1) for p in parts])
         if streams is None:
             syms = [torch.round((flat_y[p[1]] - p[2]) / enc_step).to(torch.int64) for p in parts]
-            flat = np.concatenate([t.reshape(-1).numpy() for t in syms]).astype(np.int32)
-            out_streams.append(coder.encode_gaussian(flat, indexes, model.scale_table.numpy()))
+            out_streams.append(gc.compress(np.concatenate([t.reshape(-1).numpy() for t in syms]).astype(np.int32), indexes))
         else:
-            flat = torch.from_numpy(coder.decode_gaussian(streams[s], indexes, model.scale_table.numpy()).astype(np.int64))
-            syms, pos = [], 0
-            for p in parts:
-                n = p[2].numel()
-                syms.append(flat[pos : pos + n].view_as(p[2]))
-                pos += n
+            flat = torch.from_numpy(gc.decompress(streams[s], indexes).astype(np.int64))
+            bounds = np.cumsum([0] + [p[2].numel() for p in parts])
+            syms = [flat[lo:hi].view_as(p[2]) for p, lo, hi in zip(parts, bounds[:-1], bounds[1:])]
         for (dec, where, mean_q, _), sym in zip(parts, syms):
             hat = sym.double() * dec_mult + mean_q
-            y_sym[where] = sym
-            y_hat[where] = hat
+            y_sym[where], y_hat[where] = sym, hat
             dec.push(s, hat)
     shape = (channels, height, width)
     return (y_sym.T.reshape(shape).to(torch.int32).numpy(), y_hat.T.reshape(shape),
@@ -138,6 +151,7 @@ class Analysis:
 
     y: torch.Tensor  # (C, H/16, W/16) float32
     side: tuple | None  # the hyperprior's (mean_q, scale) (C, H/16, W/16) float64, or None
+    z_sym: np.ndarray  # (N, H/64, W/64) int32, or NO_SYMBOLS without side information
     z_stream: bytes | None
     height: int
     width: int
@@ -145,47 +159,73 @@ class Analysis:
     pad_right: int
 
 
-def analyse(model: LoadedM2T, pixels: np.ndarray) -> Analysis:
-    from codec.pipeline.image import analyse as analyse_hyperprior
-
+def analyse(model: M2TModel, pixels: np.ndarray) -> Analysis:
     height, width = pixels.shape[:2]
     if model.tf64.config.side:
-        a = analyse_hyperprior(model.hp, pixels)
-        return Analysis(a.y[0], (a.mean_q[0].double(), a.scale[0]), a.z_stream, height, width, a.pad_bottom, a.pad_right)
+        a = hyperprior.analyse(model.hp, pixels)
+        return Analysis(a.y[0], (a.mean_q[0].double(), a.scale[0]), a.z_sym, a.z_stream, height, width,
+                        a.pad_bottom, a.pad_right)
     padded, (pad_bottom, pad_right) = pad_to_multiple(pixels, STRIDE)
     with torch.no_grad():
         y = analyse_tiled(model.module.g_a, padded)[0]
-    return Analysis(y, None, None, height, width, pad_bottom, pad_right)
+    return Analysis(y, None, NO_SYMBOLS, None, height, width, pad_bottom, pad_right)
 
 
-def encode_analysis(model: LoadedM2T, a: Analysis, rate: Rate):
-    """-> (container bytes, header, y_sym) for one rate setting."""
+def encode(model: M2TModel, a: Analysis, rate: Rate) -> Encoded:
+    """The container for one rate setting."""
+    t0 = time.perf_counter()
     y_sym, _, streams = _run_steps(model, rate, a.y.shape[1], a.y.shape[2], a.y, None, a.side)
-    header = Header(
-        kind=0, width=a.width, height=a.height, pad_right=a.pad_right, pad_bottom=a.pad_bottom,
-        bit_depth=8, channels=3, quality=rate.field, weights_sha256_prefix=model.sha256_prefix,
-        model_id=model.model_id, coder=coder.coder_name(), coder_version=coder.coder_version(),
-    )
+    header = hyperprior.image_header(model, rate, a.height, a.width, a.pad_bottom, a.pad_right)
     chunks = [(ZSTR, a.z_stream)] if a.z_stream is not None else []
-    return write_container(header, chunks + [(YSTR, pack_streams(streams))]), header, y_sym
+    data = write_container(header, chunks + [(YSTR, pack_steps(streams))])
+    return Encoded(data, header, a.z_sym, y_sym, time.perf_counter() - t0)
 
 
-def decode(model: LoadedM2T, container: Container, rate: Rate, cache: bool = True):
-    """A parsed container -> (pixels (H, W, 3) uint8, y_sym)."""
-    from codec.pipeline.image import decode_side, entropy_parameters
-
-    header = container.header
-    hp, wp = header.padded_height, header.padded_width
-    if hp % STRIDE or wp % STRIDE:
-        raise FormatError(f"padded size {wp}x{hp} is not a multiple of the model stride {STRIDE}")
+def step_count(model: M2TModel) -> int:
     cfg = model.tf64.config
-    side = None
-    if cfg.side:
+    return len(schedule(cfg.patch, cfg.steps, cfg.alpha).bounds) - 1
+
+
+def decode(model: M2TModel, container: Container, rate: Rate, cache: bool = True):
+    """A parsed container -> (pixels (H, W, 3) uint8, z_sym, y_sym)."""
+    header = container.header
+    hyperprior.check_stride(header)
+    side, z_sym = None, NO_SYMBOLS
+    if model.tf64.config.side:
         container.require(ZSTR, YSTR)
-        mean_q, scale = entropy_parameters(model.hp, decode_side(model.hp, container))
+        z_sym = hyperprior.decode_side(model.hp, container)
+        mean_q, scale = model.hp.entropy.parameters(z_sym)
         side = (mean_q[0].double(), scale[0])
     else:
         container.require(YSTR)
-    streams = unpack_streams(container.get(YSTR), len(schedule(cfg.patch, cfg.steps, cfg.alpha).bounds) - 1)
+    streams = unpack_steps(container.get(YSTR), step_count(model))
+    hp, wp = header.padded_height, header.padded_width
     y_sym, y_hat, _ = _run_steps(model, rate, hp // LATENT_STRIDE, wp // LATENT_STRIDE, None, streams, side, cache)
-    return synthesize(model.module.g_s, y_hat.float()[None], header.height, header.width), y_sym
+    return synthesize(model.module.g_s, y_hat.float()[None], header.height, header.width), z_sym, y_sym
+
+
+class M2TFamily(Family):
+    name = "m2t"
+
+    def load(self, model_id, sha256, config, tensors, resolve) -> M2TModel:
+        ae = MeanScaleHyperprior(HyperpriorConfig(**config["ae"]))
+        if not ae.config.variable_rate:
+            raise KeyError("the autoencoder of an M2T model must be variable-rate")
+        tf = M2T(M2TConfig(**config["tf"]))
+        ae_tensors = _prefixed(tensors, AE_PREFIX)
+        ae.load_state_dict({k: v for k, v in ae_tensors.items() if not k.startswith(TABLE_PREFIX)}, strict=True)
+        tf.load_state_dict(_prefixed(tensors, TF_PREFIX), strict=True)
+        return M2TModel.of(hyperprior.bundle(ae, ae_tensors, model_id, sha256), tf, model_id, sha256)
+
+    def serialize(self, model: M2TModel) -> bytes:
+        return serialize_modules(model.hp.module, model.tf, model.model_id)[0]
+
+    def config(self, model: M2TModel) -> dict:
+        return {"ae": model.hp.module.config.to_dict(), "tf": model.tf.config.to_dict()}
+
+    analyse = staticmethod(analyse)
+    encode = staticmethod(encode)
+    decode = staticmethod(decode)
+
+
+FAMILY = M2TFamily()

@@ -6,6 +6,9 @@ Variable-rate models (gain units, `config.levels`): the field is 1 + round(100 *
 quality in 0..100 (0 = the model's default quality); quality q sits at level position
 t = q / 100 * (L - 1) and the per-channel gains are mixed log-linearly between the two nearest
 trained levels. Both sides compute the vectors in float64 from the stored parameters.
+
+`model` below is any loaded model of a family built on the hyperprior autoencoder: its `module` is
+that autoencoder (the M2T and VCT models expose their image model's), whose gains define the rates.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from dataclasses import dataclass
 import torch
 
 from codec.errors import FormatError
-from codec.weights import LoadedModel
 
 STEP_UNIT = 1000
 STEP_RANGE = (0.25, 8.0)
@@ -34,11 +36,11 @@ class Rate:
     step: float
 
 
-def is_variable(model: LoadedModel) -> bool:
+def is_variable(model) -> bool:
     return model.module.config.variable_rate
 
 
-def _gain_vectors(model: LoadedModel, quality: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _gain_vectors(model, quality: float) -> tuple[torch.Tensor, torch.Tensor]:
     levels = len(model.module.config.levels)
     t = torch.tensor(quality / 100.0 * (levels - 1), dtype=torch.float64)
     lo = int(min(levels - 2, int(torch.floor(t))))
@@ -49,7 +51,7 @@ def _gain_vectors(model: LoadedModel, quality: float) -> tuple[torch.Tensor, tor
     return g, ig
 
 
-def rate_for(model: LoadedModel, *, quality: float | None = None, step: float = 1.0) -> Rate:
+def rate_for(model, *, quality: float | None = None, step: float = 1.0) -> Rate:
     """The rate setting an encoder asks for (ValueError for values out of range)."""
     if is_variable(model):
         if step != 1.0:
@@ -71,7 +73,7 @@ def rate_for(model: LoadedModel, *, quality: float | None = None, step: float = 
     return rate_from_field(model, field)
 
 
-def rate_from_field(model: LoadedModel, field: int) -> Rate:
+def rate_from_field(model, field: int) -> Rate:
     """The rate setting a header's field stands for (FormatError when it is out of range)."""
     m = model.module.config.M
     if is_variable(model):

@@ -1,4 +1,4 @@
-"""Training the M2T entropy model on the latents of a frozen variable-rate autoencoder.
+"""Training the M2T entropy model on the latents of a frozen variable-rate autoencoder, and its export.
 
     codec train m2t --ae MODEL_ID --data DIR --run-dir DIR [--config small] [--objective m2t|mt] ...
 
@@ -11,38 +11,25 @@ uniform noise of one quantisation step standing in for rounding (inputs and like
 Objectives: `m2t` (two streams, block-triangular mask: every step trained in one pass) and `mt`
 (one stream, 5-99% of the tokens masked at random, loss on the masked ones). Validation codes the
 held-back photos' windows with the fixed S-step schedule for both (MT: S passes), so the two
-compare on what decoding will actually cost. Checkpoints and resume as in `codec train`.
+compare on what decoding will actually cost. The loop, checkpoints and resume: `codec.train.loop`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from codec.entropy.gaussian import gaussian_likelihood
 from codec.models.m2t import M2T, M2TConfig, schedule
-from codec.train.args import ArgumentParser, parse_config
-from codec.train import run
+from codec.train.config import ExportConfig, M2TTrainConfig
+from codec.train.export import export, read_checkpoint, run_facts, transformer_of
+from codec.train.loop import Checkpoint, fit, start
 
 LATENT_STRIDE = 16
-
-
-@dataclass(kw_only=True)
-class M2TTrainConfig(run.LoopConfig):
-    ae: str
-    data: str
-    run_dir: str
-    config: str = "small"
-    objective: str = "m2t"
-    patch: int = 16
-    steps: int = 8
-    steps_train: str = ""  # e.g. "4,8,12": a random S per batch, so one model serves every S
 
 
 def load_autoencoder(ae: str):
@@ -181,37 +168,37 @@ def hyperprior_bpp(ae, windows: torch.Tensor, t: torch.Tensor) -> float:
         float((y_bits / (y.shape[2] * y.shape[3] * LATENT_STRIDE**2)).mean())
 
 
-def train_m2t(cfg: M2TTrainConfig, resume: bool = True, log=print, on_step=None) -> Path:
+def _latents(cfg: M2TTrainConfig, ae, side: bool, run_dir: Path, log) -> tuple[list, list]:
+    """(training, validation) latent stacks of the photos, cached in RUN/latents.pt (keyed by the
+    autoencoder's sha256 and whether they carry the side information)."""
     from codec.train.data import list_images
 
+    cache = run_dir / "latents.pt"
+    key = f"{ae.sha256}:{'side' if side else 'y'}"
+    saved = torch.load(cache, weights_only=True) if cache.exists() else {}
+    if saved.get("key") == key:
+        return saved["train"], saved["val"]
+    data = Path(cfg.data)
+    train_files, val_files = list_images(data, "train"), list_images(data, "val")
+    log(f"analysis of {len(train_files)} training and {len(val_files)} validation photos")
+    train_lat = image_latents(ae, train_files, True, side, log)
+    val_lat = image_latents(ae, val_files or train_files[:4], False, side, log)
+    torch.save({"key": key, "train": train_lat, "val": val_lat}, cache)
+    return train_lat, val_lat
+
+
+def train_m2t(cfg: M2TTrainConfig, resume: bool = True, log=print, on_step=None, on_progress=None) -> Path:
+    """Runs (or resumes) an M2T training run; returns RUN/checkpoint.pt."""
     if cfg.objective not in ("m2t", "mt"):
         raise ValueError(f"objective must be m2t or mt, got {cfg.objective!r}")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = run_dir / "checkpoint.pt"
-    torch.manual_seed(cfg.seed)
+    run_dir = start(cfg)
     ae = load_autoencoder(cfg.ae)
     channels = ae.module.config.M
     tf_cfg = dataclasses.replace(M2TConfig.preset(cfg.config, channels), patch=cfg.patch, steps=cfg.steps)
     tf = M2T(tf_cfg)
     opt = torch.optim.Adam(tf.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
-    step, elapsed = run.resume(ckpt_path, tf, opt, gen, log) if resume else (0, 0.0)
-
-    cache = run_dir / "latents.pt"
-    key = f"{ae.sha256}:{'side' if tf_cfg.side else 'y'}"
-    saved = torch.load(cache, weights_only=True) if cache.exists() else {}
-    if saved.get("key") == key:
-        train_lat, val_lat = saved["train"], saved["val"]
-    else:
-        data = Path(cfg.data)
-        train_files, val_files = list_images(data, "train"), list_images(data, "val")
-        log(f"analysis of {len(train_files)} training and {len(val_files)} validation photos")
-        train_lat = image_latents(ae, train_files, True, tf_cfg.side, log)
-        val_lat = image_latents(ae, val_files or train_files[:4], False, tf_cfg.side, log)
-        torch.save({"key": key, "train": train_lat, "val": val_lat}, cache)
+    train_lat, val_lat = _latents(cfg, ae, tf_cfg.side, run_dir, log)
     sched = schedule(tf_cfg.patch, tf_cfg.steps, tf_cfg.alpha)
     choices = [int(v) for v in cfg.steps_train.split(",") if v.strip()] or [tf_cfg.steps]
     train_scheds = [schedule(tf_cfg.patch, n, tf_cfg.alpha) for n in choices]
@@ -223,10 +210,7 @@ def train_m2t(cfg: M2TTrainConfig, resume: bool = True, log=print, on_step=None)
     log(f"{len(train_lat)} training latents, {val.shape[0]} validation windows, {sum(p.numel() for p in tf.parameters())} "
         "parameters; the hyperprior codes these windows at {:.4f} bpp (y alone {:.4f})".format(*hyperprior_bpp(ae, val, val_t)))
 
-    def save(step: int, elapsed: float) -> None:
-        run.save(ckpt_path, tf, opt, gen, step, elapsed, config=asdict(cfg), tf_config=tf_cfg.to_dict())
-
-    def loss() -> torch.Tensor:
+    def loss(progress: float):
         windows = sample_windows(train_lat, tf_cfg.patch, cfg.batch, gen)
         t = torch.rand(cfg.batch, generator=gen)
         sched_b = train_scheds[int(torch.randint(len(train_scheds), (1,), generator=gen))]
@@ -235,55 +219,24 @@ def train_m2t(cfg: M2TTrainConfig, resume: bool = True, log=print, on_step=None)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             y_tok, side_tok = split(windows, sched_b)
             bpp, _ = rate_loss(tf, y_tok, steps, t, sched_b, cfg.objective, gen, side_tok)
-        return bpp.mean()
+        return bpp.mean(), {"bpp": bpp.mean()}
 
-    run.fit(cfg, tf, opt, step, elapsed, loss=loss, save=save, log_path=run_dir / "log.csv",
-            validate=lambda: [validate(tf, val, val_steps, val_t, sched, cfg.objective)], val_columns=["val_bpp"],
-            log=log, on_step=on_step, log_every=50, validate_first=False)
-    return ckpt_path
+    ckpt = Checkpoint(run_dir / "checkpoint.pt", tf, opt, gen, facts={"config": asdict(cfg), "tf_config": tf_cfg.to_dict()})
+    fit(cfg, ckpt, loss=loss, validate=lambda: {"val_bpp": validate(tf, val, val_steps, val_t, sched, cfg.objective)},
+        columns=["step", "bpp", "lr", "seconds", "val_bpp"], resume=resume, log=log, on_step=on_step,
+        on_progress=on_progress, log_every=50)
+    return ckpt.path
 
 
-def export_m2t(checkpoint: Path, model_id: str, *, training: dict | None = None, folder: Path | None = None,
-               make_default: bool = False, force: bool = False) -> dict:
-    """Writes <folder>/<model_id>.safetensors (the whole autoencoder + the transformer) and its entry."""
-    from codec.train.export import write_model
-    from codec.weights import serialize_m2t
+def export_m2t(cfg: ExportConfig) -> dict:
+    """Writes <weights>/<model_id>.safetensors (the whole autoencoder + the transformer) and its entry."""
+    from codec.pipeline.m2t import from_modules
 
-    if not Path(checkpoint).is_file():
-        from codec.errors import InputError
-
-        raise InputError(f"no checkpoint at {checkpoint}")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    training = cfg.facts()
+    state = read_checkpoint(cfg.checkpoint)
     run_cfg = state["config"]
     ae = load_autoencoder(run_cfg["ae"])
-    tf = M2T(M2TConfig(**state["tf_config"]))
-    tf.load_state_dict(state["model"])
-    data, _ = serialize_m2t(ae.module, tf, model_id)
-    return write_model(data, model_id, {
-        "family": "m2t", "config": {"ae": ae.module.config.to_dict(), "tf": tf.config.to_dict()},
-        "training": {"autoencoder": run_cfg["ae"], "objective": run_cfg["objective"], "steps": int(state["step"]),
-                     "minutes": round(float(state["elapsed"]) / 60, 1), **(training or {})},
-    }, folder=folder, make_default=make_default, force=force)
-
-
-def main(argv=None, prog: str = "codec train m2t") -> None:
-    cfg, resume = parse_config(argv, M2TTrainConfig, prog, __doc__)
-    train_m2t(cfg, resume=resume, log=lambda s: print(s, flush=True, file=sys.stdout))
-
-
-def export_main(argv=None, prog: str = "codec train m2t-export") -> None:
-    p = ArgumentParser(prog=prog, description="Export an M2T training run to weights/.")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--model-id", required=True)
-    p.add_argument("--training", default="{}", help="JSON facts about the run for the manifest")
-    p.add_argument("--weights-dir", default=None)
-    p.add_argument("--default", action="store_true")
-    p.add_argument("--force", action="store_true")
-    a = p.parse_args(argv)
-    entry = export_m2t(Path(a.checkpoint), a.model_id, training=json.loads(a.training), folder=a.weights_dir,
-                       make_default=a.default, force=a.force)
-    print(json.dumps({k: entry[k] for k in ("file", "sha256", "bytes")}))
-
-
-if __name__ == "__main__":
-    main(prog="python -m codec.train.m2t")
+    tf = transformer_of(state, M2T, M2TConfig)
+    model = from_modules(ae.module, tf, cfg.model_id)
+    return export(model, {"autoencoder": run_cfg["ae"], "objective": run_cfg["objective"], **run_facts(state), **training},
+                  folder=cfg.folder(), make_default=cfg.default, force=cfg.force)

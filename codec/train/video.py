@@ -21,16 +21,15 @@ uniform-noise relaxation charges up to a bit for every confidently predicted zer
 validation set at step 4: 0.204 bpp estimated against 0.068 for the rounded symbols), which misleads
 both training and validation at the coarse steps video runs at. Validation reports the
 model's bpp next to the image model's real coded size of the same frames (all-intra), at fixed steps.
-Checkpoints every few minutes, `--resume` by default, CSV log, as `codec train`.
+The loop, checkpoints (every few minutes; resumed unless --no-resume) and CSV log: `codec.train.loop`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -39,31 +38,13 @@ import torch
 from codec.entropy.gaussian import gaussian_likelihood
 from codec.models.vct import VCT, VCTConfig, blocks_of, windows_of
 from codec.settings import data_dir
-from codec.train.args import ArgumentParser, parse_config
-from codec.train import run
+from codec.train.config import ExportConfig, VideoTrainConfig
+from codec.train.export import export, read_checkpoint, run_facts, transformer_of
+from codec.train.loop import Checkpoint, fit, start
 
 LATENT_STRIDE = 16
 VAL_LOG_STEPS = (-1.0, 0.0, 1.0, 2.0)
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".y4m")
-
-
-@dataclass(kw_only=True)
-class VideoTrainConfig(run.LoopConfig):
-    run_dir: str
-    ae: str = "hyperprior-mse-l0067"
-    data: str = ""  # default: the shared data folder (codec.settings.data_dir)
-    config: str = "small"
-    crop: int = 192  # pixels, a multiple of 64
-    video_samples: int = 2400
-    photo_samples: int = 1600
-    val_samples: int = 48  # per source
-    eval_frames: int = 32
-    min_log_step: float = -1.0
-    max_log_step: float = 2.0
-    warmup_steps: int = 150
-    max_steps: int = 1_000_000
-    val_every: int = 200
-    init: str = ""  # a shipped VCT model id whose transformer starts the run (its new parts start fresh)
 
 
 # --- sequences --------------------------------------------------------------------------------
@@ -218,14 +199,15 @@ def latents_of(ae, sequences: list[np.ndarray], batch: int = 8, device=None) -> 
 def intra_bpp(ae, frames: list[np.ndarray], log_steps) -> list[float]:
     """The image model's real coded size (ZSTR + YSTR bytes) of `frames` at each step, mean bpp."""
     from codec.container import YSTR, ZSTR, read_container
-    from codec.pipeline.image import analyse, encode_analysis
     from codec.pipeline.rate import rate_for
+    from codec.registry import family_of
 
+    family = family_of(ae)
     sums = [0.0] * len(log_steps)
     for f in frames:
-        a = analyse(ae, f)
+        a = family.analyse(ae, f)
         for j, ls in enumerate(log_steps):
-            c = read_container(encode_analysis(ae, a, rate_for(ae, step=2.0**ls)).data)
+            c = read_container(family.encode(ae, a, rate_for(ae, step=2.0**ls)).data)
             sums[j] += 8 * (len(c.get(ZSTR)) + len(c.get(YSTR))) / (f.shape[0] * f.shape[1])
     return [s / max(1, len(frames)) for s in sums]
 
@@ -373,17 +355,28 @@ def _init_from(tf: VCT, model_id: str, ae, log) -> None:
     log(f"initialised {len(shared)} of {len(own)} tensors from {model_id}")
 
 
-def train_video(cfg: VideoTrainConfig, resume: bool = True, log=print, on_step=None) -> Path:
+def _with_side(data: dict, ae, tf_cfg: VCTConfig, run_dir: Path, device) -> dict:
+    """Adds what the model's options need to the cached data (and the cache): the hyperprior's mean
+    and scale (config.side), the z symbols (config.zprior)."""
+    if tf_cfg.side and "train_side" not in data:
+        data["train_side"], _ = side_of(ae, data["train"][:, 2], device=device)
+        data["val_side"], data["val_z_bpp"] = side_of(ae, data["val"][:, 2], device=device)
+        torch.save(data, run_dir / "latents.pt")
+    if tf_cfg.zprior and "train_z" not in data:
+        data["train_z"], _ = z_symbols(ae, data["train"], device=device)
+        data["val_z"], data["val_z_fact"] = z_symbols(ae, data["val"], device=device)
+        torch.save(data, run_dir / "latents.pt")
+    return data
+
+
+def train_video(cfg: VideoTrainConfig, resume: bool = True, log=print, on_step=None, on_progress=None) -> Path:
+    """Runs (or resumes) a VCT training run; returns RUN/checkpoint.pt."""
     from codec.weights import load_model
 
     if cfg.crop % 64:
         raise ValueError(f"crop must be a multiple of 64, got {cfg.crop}")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = start(cfg)
     ckpt_path = run_dir / "checkpoint.pt"
-    torch.manual_seed(cfg.seed)
     ae = load_model(cfg.ae)
     device = torch.device(cfg.device)
     tf_cfg = VCTConfig.preset(cfg.config, ae.module.config.M, ae.module.config.N)
@@ -393,16 +386,7 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, log=print, on_step=N
     tf = tf.to(device)
     opt = torch.optim.Adam(tf.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
-    step, elapsed = run.resume(ckpt_path, tf, opt, gen, log) if resume else (0, 0.0)
-    data = _data(cfg, ae, run_dir, log, device)
-    if tf_cfg.side and "train_side" not in data:
-        data["train_side"], _ = side_of(ae, data["train"][:, 2], device=device)
-        data["val_side"], data["val_z_bpp"] = side_of(ae, data["val"][:, 2], device=device)
-        torch.save(data, run_dir / "latents.pt")
-    if tf_cfg.zprior and "train_z" not in data:
-        data["train_z"], _ = z_symbols(ae, data["train"], device=device)
-        data["val_z"], data["val_z_fact"] = z_symbols(ae, data["val"], device=device)
-        torch.save(data, run_dir / "latents.pt")
+    data = _with_side(_data(cfg, ae, run_dir, log, device), ae, tf_cfg, run_dir, device)
     train, val = data["train"], data["val"].to(device)
     train_z = data["train_z"] if tf_cfg.zprior else None
     val_z = data["val_z"].to(device) if tf_cfg.zprior else None
@@ -414,11 +398,7 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, log=print, on_step=N
         f"parameters; all-intra (the image model, real streams) codes the validation frames at "
         + ", ".join(f"{b:.4f}" for b in data["val_intra"]) + f" bpp for log2 steps {VAL_LOG_STEPS}")
 
-    def save(step: int, elapsed: float) -> None:
-        run.save(ckpt_path, tf, opt, gen, step, elapsed, config=asdict(cfg), tf_config=tf_cfg.to_dict(),
-                 val_intra=data["val_intra"])
-
-    def loss() -> torch.Tensor:
+    def loss(progress: float):
         idx = torch.randint(len(train), (cfg.batch,), generator=gen)
         seq = train[idx].float()
         side = train_side[idx].float() if train_side is not None else None
@@ -432,66 +412,30 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, log=print, on_step=N
             bpp = rate_loss(tf, seq.to(device), log_step.to(device), side.to(device) if side is not None else None)
             if z is not None:
                 bpp = bpp + z_rate(tf, z.to(device))
-            return bpp.mean()
+            return bpp.mean(), {"bpp": bpp.mean()}
 
     columns = [f"val_bpp_{ls:g}" for ls in VAL_LOG_STEPS] + (["val_z_bpp_temporal"] if tf_cfg.zprior else [])
-    run.fit(cfg, tf, opt, step, elapsed, loss=loss, save=save,
-            validate=lambda: validate(tf, val, val_side, z_bpp, val_z, val_z_fact),
-            log_path=run_dir / "log.csv", val_columns=columns, log=log, on_step=on_step)
+    ckpt = Checkpoint(ckpt_path, tf, opt, gen, facts={"config": asdict(cfg), "tf_config": tf_cfg.to_dict(),
+                                                      "val_intra": data["val_intra"]})
+    fit(cfg, ckpt, loss=loss, validate=lambda: dict(zip(columns, validate(tf, val, val_side, z_bpp, val_z, val_z_fact))),
+        columns=["step", "bpp", "lr", "seconds", *columns], resume=resume, log=log, on_step=on_step,
+        on_progress=on_progress, log_every=25, validate_first=True)
     return ckpt_path
 
 
-def export_video(checkpoint: Path, model_id: str, *, training: dict | None = None, folder: Path | None = None,
-                 make_default: bool = False, force: bool = False) -> dict:
-    """Writes <folder>/<model_id>.safetensors (the transformer; the image model is referenced by id
-    and sha256) and its manifest entry."""
-    from codec.train.export import write_model
-    from codec.weights import load_model, serialize_vct
+def export_video(cfg: ExportConfig) -> dict:
+    """Writes <weights>/<model_id>.safetensors (the transformer; the image model is referenced by id
+    and sha256) and its manifest entry; `default` makes it the default video model."""
+    from codec.pipeline.vct import from_modules
+    from codec.weights import load_model
 
-    if not Path(checkpoint).is_file():
-        from codec.errors import InputError
-
-        raise InputError(f"no checkpoint at {checkpoint}")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    training = cfg.facts()
+    state = read_checkpoint(cfg.checkpoint)
     run_cfg = state["config"]
     ae = load_model(run_cfg["ae"])
-    tf = VCT(VCTConfig(**state["tf_config"]))
-    tf.load_state_dict(state["model"])
-    data = serialize_vct(tf, model_id)
-    entry = write_model(data, model_id, {
-        "family": "vct", "config": {"ae": ae.model_id, "ae_sha256": ae.sha256, "tf": tf.config.to_dict()},
-        "training": {"autoencoder": run_cfg["ae"], "steps": int(state["step"]),
-                     "minutes": round(float(state["elapsed"]) / 60, 1), "crop": run_cfg["crop"],
-                     "data": "DATA/video (frames after each clip's evaluation window) + synthetic motion "
-                             "from DATA/train photos", **(training or {})},
-    }, folder=folder, make_default=False, force=force)
-    from codec.zoo import read_manifest, write_manifest
-
-    manifest = read_manifest(folder)
-    if make_default or not manifest.get("default_video"):
-        manifest["default_video"] = model_id
-        write_manifest(manifest, folder)
-    return entry
-
-
-def main(argv=None, prog: str = "codec train video") -> None:
-    cfg, resume = parse_config(argv, VideoTrainConfig, prog, __doc__)
-    train_video(cfg, resume=resume, log=lambda s: print(s, flush=True, file=sys.stdout))
-
-
-def export_main(argv=None, prog: str = "codec train video-export") -> None:
-    p = ArgumentParser(prog=prog, description="Export a VCT training run to weights/.")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--model-id", required=True)
-    p.add_argument("--training", default="{}", help="JSON facts about the run for the manifest")
-    p.add_argument("--weights-dir", default=None)
-    p.add_argument("--default", action="store_true", help="make it the default video model")
-    p.add_argument("--force", action="store_true")
-    a = p.parse_args(argv)
-    entry = export_video(Path(a.checkpoint), a.model_id, training=json.loads(a.training), folder=a.weights_dir,
-                         make_default=a.default, force=a.force)
-    print(json.dumps({k: entry[k] for k in ("file", "sha256", "bytes")}))
-
-
-if __name__ == "__main__":
-    main(prog="python -m codec.train.video")
+    tf = transformer_of(state, VCT, VCTConfig)
+    facts = {"autoencoder": run_cfg["ae"], **run_facts(state), "crop": run_cfg["crop"],
+             "data": "DATA/video (frames after each clip's evaluation window) + synthetic motion from DATA/train photos",
+             **training}
+    return export(from_modules(ae, tf, cfg.model_id), facts, folder=cfg.folder(), make_default=cfg.default,
+                  force=cfg.force)

@@ -1,0 +1,355 @@
+"""The VCT family (Mentzer et al. 2022): a transformer predicts each frame's latents from the two
+previous frames' decoded latents; intra frames are the image model's coding. One frame, both
+directions; the streaming loops, the container and seeking are `codec.pipeline.video`'s.
+
+    encode, frame t:  padded pixels -g_a-> y_t
+        keyframe:  intra, exactly the hyperprior family's coding (z stream + y stream)
+        otherwise: inter: [models with side information: z -> stream (mode 1: the image model's
+                   factorized prior; mode 2, models with a temporal prior: z_t - z_{t-1} under
+                   ZPrior(z_{t-1}, z_{t-2}), whichever is shorter), h_s -> mean_hp, scale_hp]
+                   VCT(y_hat[t-1], y_hat[t-2] [, mean_hp, scale_hp]) -> for token k = 0..15 of every 4x4 block:
+                       mean, scale (float64) -snap-> y_sym = rd_round((y - mean_q) / enc_step) -> stream
+                       y_hat = y_sym * dec_mult + mean_q -> pushed into the decoder's cache
+                   and intra instead when that costs less (bits + squared latent error / rdo)
+        -> (mode, streams); y_hat_t kept as the next frames' context
+    decode, frame t:  (mode, streams) -> (same parameter path) -> y_hat_t -g_s-> pixels
+
+The encoder never runs g_s: the context is the decoded latents, which it has exactly. Both sides run
+the identical token loop (`_inter`) in float64 on CPU, snapped to the grids of the image model, so
+the parameters the encoder codes with are the ones the decoder recomputes. The encoder rounds each
+residual to the nearer integer or to the one next to it nearer zero, whichever costs less in squared
+error plus `rdo` x bits under the token's Gaussian (`rd_round`; the decoder never needs to know, and
+later tokens are predicted from the symbols actually chosen). The first inter frame
+after an intra frame sees that frame as both t-1 and t-2.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from codec.container.video import INTER, INTER_TZ, INTRA, Frame
+from codec.entropy.gaussian import rd_round, snap_means
+from codec.errors import FormatError, WeightsError
+from codec.family import Family, safetensors_bytes
+from codec.models.vct import VCT, VCTConfig, StepDecoder, blocks_of, unblock, windows_of
+from codec.pipeline import hyperprior
+from codec.pipeline.rate import Rate
+from codec.pipeline.tiles import synthesize
+
+RDO_LAMBDA = 0.05  # the encoder's rate-distortion trade-off: inter rounding, mode decision (results/ablate)
+TF_PREFIX = "tf."
+
+
+@dataclass(frozen=True)
+class VCTModel(hyperprior.WithTransformer):
+    """A VCT video model ready to code; `hp` also codes the intra frames. Its weights file holds the
+    transformer only (`tf`: a VCT); the image model is referenced by id and sha256 in the manifest and
+    checked at load."""
+
+    family = "vct"
+
+
+def serialize_transformer(tf: VCT, model_id: str) -> bytes:
+    """The safetensors bytes of a VCT model's transformer."""
+    tensors = {TF_PREFIX + k: v.detach().float().contiguous() for k, v in tf.state_dict().items()}
+    return safetensors_bytes(tensors, "vct", model_id)
+
+
+def from_modules(hp: hyperprior.HyperpriorModel, tf: VCT, model_id: str) -> VCTModel:
+    """A model straight from modules (tests, training), sha256 as export would write it."""
+    return VCTModel.of(hp, copy.deepcopy(tf), model_id, hashlib.sha256(serialize_transformer(tf, model_id)).hexdigest())
+
+
+# --- one frame, both directions ----------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    """What both sides keep between frames: the last two decoded latents with their E_sep encodings,
+    and the last two frames' z symbols (for the temporal prior of the side information)."""
+
+    model: VCTModel
+    rate: Rate
+    log_step: float
+    latents: list = field(default_factory=list)  # [(y_hat (C, h, w) float64, windows, encoding)]
+    zs: list = field(default_factory=list)  # [z symbols (N, h/4, w/4) int32]
+
+    def push(self, y_hat: torch.Tensor, z_sym: np.ndarray) -> None:
+        tf, cfg = self.model.tf64, self.model.tf64.config
+        windows = windows_of(y_hat[None], cfg)
+        ls = torch.full((windows.shape[0],), self.log_step, dtype=torch.float64)
+        with torch.no_grad():
+            enc = tf.encode_previous(windows, ls)
+        self.latents = (self.latents + [(y_hat, windows, enc)])[-2:]
+        self.zs = (self.zs + [z_sym])[-2:]
+
+    def clear(self) -> None:
+        self.latents, self.zs = [], []
+
+
+# side information: z symbols, their two codings, and the hyperprior parameters they give
+
+Z_GAINS = tuple(range(-6, 7))  # the temporal prior's scale times 2^(g/2), g picked by the encoder per frame
+
+
+def _z_of(model: VCTModel, y: torch.Tensor) -> np.ndarray:
+    """z symbols (N, h/4, w/4) int32 of latents y (1, C, h, w)."""
+    with torch.no_grad():
+        return model.hp.entropy.z_symbols(model.hp.module.h_a(y))
+
+
+def _z_code(model: VCTModel, z_sym: np.ndarray) -> bytes:
+    """The image model's coding of z (factorized prior): intra frames and mode-1 inter frames."""
+    return model.hp.entropy.compress_z(z_sym)
+
+
+def _z_decode(model: VCTModel, stream: bytes, shape: tuple[int, int]) -> np.ndarray:
+    h, w = shape
+    return model.hp.entropy.decompress_z(stream, h // 4, w // 4)
+
+
+def _z_scale(ctx: _Context) -> torch.Tensor:
+    """The temporal prior's scale (N, h/4, w/4) float64 from the previous two frames' z (both sides)."""
+    z1 = torch.from_numpy(ctx.zs[-1].astype(np.float64))[None]
+    z2 = torch.from_numpy(ctx.zs[-2 if len(ctx.zs) > 1 else -1].astype(np.float64))[None]
+    with torch.no_grad():
+        return ctx.model.tf64.zprior(z1, z2)[0]
+
+
+def _z_code_temporal(ctx: _Context, z_sym: np.ndarray) -> bytes:
+    """Mode 2: u8 gain index | Gaussian stream of z_t - z_{t-1} at scale * 2^(g/2); the encoder
+    tries every gain and keeps the shortest."""
+    scale, gc = _z_scale(ctx), ctx.model.hp.entropy.y
+    residual = z_sym.astype(np.int64) - ctx.zs[-1]
+    best = None
+    for i, g in enumerate(Z_GAINS):
+        data = bytes([i]) + gc.compress(residual, gc.index(scale * 2.0 ** (g / 2)))
+        if best is None or len(data) < len(best):
+            best = data
+    return best
+
+
+def _z_decode_temporal(ctx: _Context, stream: bytes) -> np.ndarray:
+    if not stream or stream[0] >= len(Z_GAINS):
+        raise FormatError("corrupt side information: bad gain of the temporal prior")
+    g = Z_GAINS[stream[0]]
+    gc = ctx.model.hp.entropy.y
+    residual = gc.decompress(stream[1:], gc.index(_z_scale(ctx) * 2.0 ** (g / 2)))
+    z = residual.astype(np.int64) + ctx.zs[-1]
+    if z.min(initial=0) < np.iinfo(np.int32).min or z.max(initial=0) > np.iinfo(np.int32).max:
+        raise FormatError("corrupt side information: z beyond int32")
+    return z.astype(np.int32)
+
+
+def _side(model: VCTModel, z_sym: np.ndarray, z_stream: bytes | None = None):
+    """(z_stream, mean_q (1, C, h, w) float32 snapped, scale (1, C, h, w) float64) of z symbols."""
+    mean_q, scale = model.hp.entropy.parameters(z_sym)
+    return z_stream, mean_q, scale
+
+
+def _intra(model: VCTModel, rate: Rate, y: torch.Tensor | bytes, side) -> tuple[bytes | None, torch.Tensor]:
+    """The image pipeline's coding of y given its side information (z_stream, mean_q, scale).
+    Encoder: y (1, C, h, w) -> (y stream, y_hat); decoder: y stream given as `y` bytes -> (None, y_hat).
+    y_hat (C, h, w) float64."""
+    entropy = model.hp.entropy
+    _, mean_q, scale = side
+    idx = entropy.scale_index(scale, rate.enc_step)
+    if isinstance(y, torch.Tensor):
+        y_sym = hyperprior.quantize(y, mean_q, rate)
+        stream = entropy.y.compress(y_sym, idx)
+    else:
+        y_sym = entropy.y.decompress(y, idx)
+        stream = None
+    return stream, hyperprior.dequantize(y_sym, mean_q, rate, torch.float64)[0]
+
+
+def _inter(ctx: _Context, y: torch.Tensor | None, stream: bytes | None, shape: tuple[int, int],
+           side=None, rdo: float = 0.0) -> tuple[bytes | None, torch.Tensor]:
+    """The token loop both sides run. Encoder: y (C, h, w) -> (stream, y_hat); decoder: stream ->
+    (None, y_hat). y_hat (C, h, w) float64. `side`: the frame's (z_stream, mean_q, scale) for models
+    with config.side."""
+    model, rate = ctx.model, ctx.rate
+    tf, cfg = model.tf64, model.tf64.config
+    _, windows1, enc1 = ctx.latents[-1]
+    _, windows2, enc2 = ctx.latents[-2] if len(ctx.latents) > 1 else ctx.latents[-1]
+    h, w = shape
+    ls = torch.full((windows1.shape[0],), ctx.log_step, dtype=torch.float64)
+    side_tokens = None
+    if cfg.side:
+        side_tokens = (blocks_of(side[1].double(), cfg.block), blocks_of(side[2].double(), cfg.block))
+    dec = StepDecoder(tf, enc1, enc2, windows1, windows2, ls, side_tokens)
+    enc_step, dec_mult = rate.enc_step.double(), rate.dec_mult.double()
+    cur = blocks_of(y.double()[None], cfg.block) if y is not None else None  # (B, w^2, C)
+    out = torch.zeros(windows1.shape[0], cfg.tokens, cfg.channels, dtype=torch.float64)
+    gc = model.hp.entropy.y
+    writer = gc.encoder() if y is not None else gc.decoder(stream, what="inter frame")
+    for k in range(cfg.tokens):
+        mean, scale = dec.predict(k)  # (B, C)
+        mean_q = snap_means(mean).double()
+        idx = gc.index(scale / enc_step)
+        if cur is not None:
+            r = (cur[:, k] - mean_q) / enc_step
+            sym = rd_round(r, gc.scales(idx), rdo)
+            writer.encode(sym.to(torch.int64).numpy().astype(np.int32), idx)
+        else:
+            sym = torch.from_numpy(writer.decode(idx).astype(np.float64))
+        hat = sym * dec_mult + mean_q
+        out[:, k] = hat
+        dec.push(k, hat)
+    if cur is not None:
+        data = writer.finish()
+    else:
+        writer.finish()
+        data = None
+    return data, unblock(out, 1, h, w, cfg.block)[0]
+
+
+def _rd_cost(y: torch.Tensor, y_hat: torch.Tensor, streams: list[bytes], rate: Rate, lam: float) -> float:
+    """The mode decision's cost of one coding of a frame: bits, plus the squared error of its
+    latents in quantisation steps over `lam` when lam > 0 (the cost `rd_round` weighs)."""
+    bits = 8.0 * sum(map(len, streams))
+    if lam <= 0:
+        return bits
+    err = (y[0].double() - y_hat) / rate.enc_step.double().view(-1, 1, 1)
+    return bits + float((err**2).sum()) / lam
+
+
+def _log_step(rate: Rate) -> float:
+    return float(torch.log2(rate.enc_step.double()).mean())
+
+
+# --- the frame coder the streaming loops drive ---------------------------------------------------
+
+
+class FrameCoder:
+    """Codes the frames of one video at one rate, in order, keeping the context both sides share.
+
+        fc = FrameCoder(model, rate, gop)
+        mode, streams, y_hat = fc.encode(x, key)      # encoder: x (1, 3, Hp, Wp) float32 in [0, 1]
+        y_hat = fc.decode(frame)                      # decoder: a container Frame
+        pixels = fc.pixels(y_hat, height, width)
+
+    Encoder settings (the bitstream format is the same for any): `mode_decision` codes an inter
+    frame intra when that costs less; `rdo` is the lambda of the rate-distortion choices (inter
+    rounding and the mode decision: bits + squared latent error in steps / rdo; 0 = plain rounding
+    and the fewer bytes); `z_deadzone` keeps z_{t-1} where z moved by at most this much (models
+    with a temporal prior)."""
+
+    def __init__(self, model: VCTModel, rate: Rate, gop: int, *, mode_decision: bool = True,
+                 z_deadzone: int = 1, rdo: float = RDO_LAMBDA):
+        self.model, self.rate, self.gop = model, rate, gop
+        self.mode_decision, self.z_deadzone, self.rdo = mode_decision, z_deadzone, rdo
+        self.ctx = _Context(model, rate, _log_step(rate))
+        self.cfg = model.tf64.config
+
+    @property
+    def temporal_side(self) -> bool:
+        """Whether the files need the container version that carries mode-2 frames."""
+        return bool(self.cfg.zprior)
+
+    def encode(self, x: torch.Tensor, key: bool) -> tuple[int, list[bytes], torch.Tensor]:
+        model, rate = self.model, self.rate
+        with torch.no_grad():
+            y = model.module.g_a(x)
+        shape = (y.shape[2], y.shape[3])
+        z_sym, side = None, None
+        if key or self.mode_decision or self.cfg.side:
+            z_sym = _z_of(model, y)
+            side = _side(model, z_sym, _z_code(model, z_sym))
+        intra = None
+        if key or self.mode_decision:
+            y_stream, intra_hat = _intra(model, rate, y, side)
+            intra = (INTRA, [side[0], y_stream], intra_hat, z_sym)
+        best = intra
+        if not key:
+            inter = self._encode_inter(y, z_sym, side, shape)
+            if intra is None or (_rd_cost(y, inter[2], inter[1], rate, self.rdo)
+                                 < _rd_cost(y, intra[2], intra[1], rate, self.rdo)):
+                best = inter
+        mode, streams, y_hat, z_kept = best
+        if key:
+            self.ctx.clear()
+        self._keep(y_hat, z_kept)
+        return mode, streams, y_hat
+
+    def _encode_inter(self, y, z_sym, side, shape) -> tuple[int, list[bytes], torch.Tensor, np.ndarray]:
+        ctx, model = self.ctx, self.model
+        inter_z, inter_side = z_sym, side
+        if self.cfg.zprior and self.z_deadzone > 0:  # keep z_{t-1} where z barely moved (lossy side information)
+            inter_z = np.where(np.abs(z_sym - ctx.zs[-1]) <= self.z_deadzone, ctx.zs[-1], z_sym).astype(np.int32)
+            if not np.array_equal(inter_z, z_sym):  # else the frame's own side information stands
+                inter_side = _side(model, inter_z, _z_code(model, inter_z))
+        stream, inter_hat = _inter(ctx, y[0], None, shape, inter_side, self.rdo)
+        mode, streams = INTER, [stream]
+        if self.cfg.side:
+            streams = [inter_side[0], stream]
+            if self.cfg.zprior:  # z given the previous frames' z when that is shorter
+                z_temporal = _z_code_temporal(ctx, inter_z)
+                if len(z_temporal) < len(inter_side[0]):
+                    mode, streams = INTER_TZ, [z_temporal, stream]
+        return mode, streams, inter_hat, inter_z
+
+    def decode(self, frame: Frame, shape: tuple[int, int]) -> torch.Tensor:
+        """y_hat (C, h, w) float64 of a frame; FormatError when it is damaged."""
+        cfg, ctx = self.cfg, self.ctx
+        want = 2 if frame.mode != INTER or cfg.side else 1
+        if len(frame.streams) != want:
+            raise FormatError(f"{len(frame.streams)} streams in a frame of mode {frame.mode}, expected {want}")
+        if frame.mode != INTRA and not ctx.latents:
+            raise FormatError("inter-coded with no frame before it")
+        z_sym, side = None, None
+        if frame.mode == INTER_TZ:
+            if not cfg.zprior:
+                raise FormatError(f"mode 2 (temporal side information) but model {self.model.model_id!r} "
+                                  "has no temporal prior")
+            z_sym = _z_decode_temporal(ctx, frame.streams[0])
+        elif want == 2:
+            z_sym = _z_decode(self.model, frame.streams[0], shape)
+        if z_sym is not None:
+            side = _side(self.model, z_sym, frame.streams[0])
+        if frame.mode == INTRA:
+            _, y_hat = _intra(self.model, self.rate, frame.streams[1], side)
+            if frame.number % self.gop == 0:
+                ctx.clear()
+        else:
+            _, y_hat = _inter(ctx, None, frame.streams[-1], shape, side)
+        self._keep(y_hat, z_sym)
+        return y_hat
+
+    def _keep(self, y_hat: torch.Tensor, z_sym) -> None:
+        if self.gop > 1:  # all-intra needs no temporal context
+            self.ctx.push(y_hat, z_sym)
+
+    def pixels(self, y_hat: torch.Tensor, height: int, width: int) -> np.ndarray:
+        return synthesize(self.model.module.g_s, y_hat.float()[None], height, width)
+
+
+class VCTFamily(Family):
+    name = "vct"
+    kind = "video"
+
+    def load(self, model_id, sha256, config, tensors, resolve) -> VCTModel:
+        hp = resolve(config["ae"])
+        if hp.sha256 != config["ae_sha256"]:
+            raise WeightsError(f"model {model_id!r} was trained on {config['ae']!r} with sha256 "
+                               f"{config['ae_sha256'][:16]}..., the installed one is {hp.sha256[:16]}...")
+        tf = VCT(VCTConfig(**config["tf"]))
+        tf.load_state_dict({k[len(TF_PREFIX):]: v for k, v in tensors.items() if k.startswith(TF_PREFIX)}, strict=True)
+        return VCTModel.of(hp, tf, model_id, sha256)
+
+    def serialize(self, model: VCTModel) -> bytes:
+        return serialize_transformer(model.tf, model.model_id)
+
+    def config(self, model: VCTModel) -> dict:
+        return {"ae": model.hp.model_id, "ae_sha256": model.hp.sha256, "tf": model.tf.config.to_dict()}
+
+    def frame_coder(self, model: VCTModel, rate: Rate, gop: int, **settings) -> FrameCoder:
+        return FrameCoder(model, rate, gop, **settings)
+
+
+FAMILY = VCTFamily()
