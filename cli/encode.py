@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from dataclasses import dataclass
@@ -10,11 +11,20 @@ from typing import List, Optional
 import typer
 
 from cli.batch import mean_bpp, prepare, raise_if_failed, refuse_existing, run_batch
-from cli.output import Output, read_stdin_bytes, write_stdout_bytes
+from cli.output import Output, read_stdin_bytes, refine_progress, write_stdout_bytes
 from cli.paths import STDIO
 from codec.errors import UsageError
 
 MAX_INPUT_BYTES = 1 << 30
+
+
+EFFORT_HELP = (
+    "Encode time spent on this image; any decoder reads the file. Measured on 8 Kodak photos (768x512) on 2 "
+    "cores, default model: 0 = one pass, 0.3 s; 1 = 60 steps of stochastic Gumbel annealing of the latents, "
+    "36 s, 6.6% fewer bits at equal PSNR; 2 = 400 steps, 95 s, 14.2% fewer bits; 3 = 1500 steps, about 5 min "
+    "(16.4% fewer bits on the one photo measured so far). Hyperprior models only. Combines with --target-size/--target-bpp "
+    "(within 5% under the budget)."
+)
 
 
 def encode(
@@ -28,7 +38,7 @@ def encode(
     quality: Optional[float] = typer.Option(None, "--quality", "-q", min=0, max=100, help="0..100, higher is better (default 60: the model's trained rate)."),
     target_bpp: Optional[float] = typer.Option(None, "--target-bpp", min=0.0, help="Best quality whose whole file fits this many bits per pixel."),
     target_size: Optional[str] = typer.Option(None, "--target-size", help="Best quality whose whole file fits this size, e.g. 40KB, 1.5MiB."),
-    effort: int = typer.Option(0, "--effort", "-e", min=0, max=3, help="0 = one pass (fast); 1-3 refine the latents for this image (slower encode, same decoder; not combined with --target-*)."),
+    effort: int = typer.Option(0, "--effort", "-e", min=0, max=3, help=EFFORT_HELP),
     step: Optional[float] = typer.Option(None, "--step", min=0.25, max=8.0, help="Single-rate models: quantisation step of the latents (1 = as trained)."),
     gop: int = typer.Option(32, "--gop", min=1, max=65535, help="Video: an intra frame every N frames (1 = all-intra)."),
     frames: Optional[str] = typer.Option(None, "--frames", help="Video: frames A:B only (A included, B excluded)."),
@@ -102,8 +112,6 @@ def _image_rate(quality: float | None, target_bpp: float | None, target_size: st
                               ("--step", step)) if v is not None]
     if len(chosen) > 1:
         raise UsageError(f"choose one of {', '.join(chosen)}")
-    if effort and (target_bpp is not None or target_size is not None):
-        raise UsageError("--effort is not combined with --target-size or --target-bpp yet")
     try:
         max_bytes = parse_size(target_size) if target_size is not None else None
     except ValueError as exc:
@@ -144,12 +152,14 @@ def _encode_image(loaded, src: str, dst: str, *, out: Output, rate: ImageRate, f
     h, w = image.pixels.shape[:2]
     budget = rate.budget(h, w)
     try:
-        if budget is not None:
-            enc, fits = compress_to_size(loaded, image.pixels, budget)
-            if not fits:
-                out.warn(f"{src}: even the lowest quality needs {len(enc.data)} bytes, over the target of {budget}")
-        else:
-            enc = compress(loaded, image.pixels, 1.0 if rate.step is None else rate.step, rate.quality, rate.effort)
+        with refine_progress(out, src) if rate.effort else contextlib.nullcontext() as on_progress:
+            if budget is not None:
+                enc, fits = compress_to_size(loaded, image.pixels, budget, rate.effort, on_progress)
+                if not fits:
+                    out.warn(f"{src}: even the lowest quality needs {len(enc.data)} bytes, over the target of {budget}")
+            else:
+                enc = compress(loaded, image.pixels, 1.0 if rate.step is None else rate.step, rate.quality,
+                               rate.effort, on_progress)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if dst == STDIO:

@@ -31,7 +31,7 @@ def eval_(
     frames: int = typer.Option(32, "--frames", min=1, help="Video: frames per clip (a fixed window)."),
     start: int = typer.Option(0, "--start", min=0, help="Video: first frame of the window."),
     gop: int = typer.Option(32, "--gop", min=1, help="Video: intra period of every codec (keyint for x264/x265)."),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="Video: folder of measured rows to reuse (same frames, codec, quality, GOP)."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Folder of measured rows to reuse (same pixels or frames, codec identity, quality, GOP): a long evaluation resumes where it stopped."),
 ) -> None:
     """Rate-distortion evaluation against the classical codecs (whole-file bpp, PSNR, MS-SSIM, BD-rate)."""
     if video:
@@ -49,7 +49,7 @@ def eval_(
     total = len(images) * points_per_image(specs_for(built))
     out.say(f"{len(images)} images x {total // len(images)} points: {', '.join(c.name for c in built)}")
     with out.progress(total, "eval") as advance:
-        rows = run_sweep(specs_for(built), images, jobs=jobs, on_image=lambda name, n: advance(name, n))
+        rows = run_sweep(specs_for(built), images, jobs=jobs, on_image=lambda name, n: advance(name, n), cache=cache)
     results = build_results(rows, built, curves_pub, anchors, [p.name for p in images], _command_line("codec eval"))
     paths = write(results, output)
     out.say(paths["table"].read_text().split("\nPer quality point")[0])

@@ -59,6 +59,26 @@ class Output:
 
 
 @contextlib.contextmanager
+def refine_progress(out: Output, name: str):
+    """A bar over an image's refinement steps (effort levels) with the best point's bpp and PSNR so
+    far, on stderr, only on a terminal and without --json. Yields on_progress(step, steps, bpp, psnr)."""
+    if out.json_mode or out.quiet or not out.err.is_terminal:
+        yield None
+        return
+    bar = Progress(
+        TextColumn(f"refining [bold]{name}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[point]}"), TimeRemainingColumn(), console=out.err, transient=True,
+    )
+    with bar:
+        task = bar.add_task("refine", total=None, point="")
+
+        def on_progress(step: int, steps: int, bpp: float, psnr: float) -> None:
+            bar.update(task, total=steps, completed=step, point=f"{bpp:.4f} bpp, {psnr:.2f} dB")
+
+        yield on_progress
+
+
+@contextlib.contextmanager
 def _writing_stdout():
     """Turns a failed write to stdout (say a full disk behind `> file`) into a one-line OutputError
     (exit 7); a closed pipe stays a BrokenPipeError, which the error boundary handles."""

@@ -89,11 +89,16 @@ class Family:
         """What the encoder computes before it knows the rate (reused by rate searches)."""
         raise NotImplementedError
 
-    def refine(self, model: Loaded, analysis, rate, effort: int):
-        """The analysis refined for `effort` (encoder only; the file format does not change)."""
+    def refine(self, model: Loaded, analysis, rate, effort: int, **options):
+        """The analysis refined for `effort` (encoder only; the file format does not change).
+        `options`: seed, on_progress(step, steps, bpp, psnr) for long refinements."""
         if effort:
             raise ValueError(f"effort levels are not available for {self.name} models; use effort 0")
         return analysis
+
+    def effort_settings(self, effort: int) -> dict:
+        """What an effort level does (its schedule), for evaluation records and caches."""
+        return {}
 
     def encode(self, model: Loaded, analysis, rate) -> Encoded:
         raise NotImplementedError

@@ -193,3 +193,19 @@ def test_bd_psnr_without_shared_rates_is_missing_not_nan():
     d = delta([0.1, 0.2, 0.4, 0.8], [30, 32, 34, 36], [0.01, 0.02, 0.04, 0.08], [31, 33, 35, 37])
     assert d.bd_rate is not None and d.bd_rate < 0  # the quality ranges overlap: BD-rate exists
     assert d.bd_quality is None and "no shared rate range" in d.warning
+
+
+def test_a_cached_sweep_reuses_its_rows_and_a_new_setting_is_measured(tmp_path):
+    from codec.eval.sweep import run_sweep
+
+    rng = np.random.default_rng(0)
+    image = tmp_path / "a.png"
+    Image.fromarray(rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)).save(image)
+    cache = tmp_path / "cache"
+    first = run_sweep(["jpeg"], [image], cache=cache)
+    assert not any(r.get("cached") for r in first) and len(list(cache.glob("*.json"))) == len(first)
+    again = run_sweep(["jpeg"], [image], cache=cache)
+    assert all(r["cached"] for r in again)
+    assert [(r["quality"], r["bytes"], r["psnr-rgb"]) for r in again] == [(r["quality"], r["bytes"], r["psnr-rgb"]) for r in first]
+    Image.fromarray(rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)).save(image)  # other pixels, same name
+    assert not any(r.get("cached") for r in run_sweep(["jpeg"], [image], cache=cache))

@@ -155,6 +155,7 @@ def ours(spec: str) -> Codec:
     `ours:<id1>+<id2>` (the zoo: every point of each model); `;effort=N` appends an effort level."""
     from codec.pipeline.image import compress, decompress, load_model
     from codec.pipeline.rate import is_variable
+    from codec.registry import family_of
     from codec.zoo import default_model_id
 
     body = spec.split(":", 1)[1] if ":" in spec else ""
@@ -189,7 +190,8 @@ def ours(spec: str) -> Codec:
         version=f"codec {__import__('codec').__version__}, weights "
                 + ", ".join(load_model(i).sha256[:12] for i in ids),
         settings={"models": ids, "points": "model@setting (step, or quality for variable-rate models)",
-                  "effort": effort, "threads": "torch default"},
+                  "effort": effort, "effort_schedule": {i: family_of(load_model(i)).effort_settings(effort) for i in ids},
+                  "threads": "torch default"},
         qualities=points if not single else [float(p.split("@")[1]) for p in points],
         encode=(lambda px, s: encode(px, f"{ids[0]}@{s:g}")) if single else encode,
         decode=decode, classical=False,

@@ -7,6 +7,7 @@ measured under that sharing: compare times only within one run).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from codec.errors import UsageError
+from codec.eval.cache import read_row, row_key, write_row
 from codec.io import read_image
 from codec.metrics import bpp, ms_ssim, psnr
 
@@ -55,13 +57,19 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def evaluate_image(specs: tuple[str, ...], path: str) -> list[dict]:
-    """All codecs at all their qualities on one image."""
+def evaluate_image(specs: tuple[str, ...], path: str, cache: str | None = None) -> list[dict]:
+    """All codecs at all their qualities on one image; rows of `cache` (a folder) are reused."""
     pixels = read_image(path).pixels
     h, w = pixels.shape[:2]
+    digest = hashlib.sha256(pixels.tobytes()).hexdigest() + f"{h}x{w}" if cache else ""
     rows = []
     for codec in _codecs(specs):
         for q in codec.qualities:
+            key = row_key(digest, codec, q)
+            cached = read_row(cache, key)
+            if cached is not None:
+                rows.append({**cached, "image": Path(path).name, "codec": codec.name})
+                continue
             t0 = time.perf_counter()
             data = codec.encode(pixels, q)
             t1 = time.perf_counter()
@@ -74,24 +82,27 @@ def evaluate_image(specs: tuple[str, ...], path: str) -> list[dict]:
                 "bpp": bpp(len(data), h, w), "psnr-rgb": psnr(pixels, decoded), "ms-ssim-rgb": ms_ssim(pixels, decoded),
                 "encoding_time": t1 - t0, "decoding_time": t2 - t1,
             })
+            write_row(cache, key, rows[-1])
     return rows
 
 
 def run_sweep(specs: list[str], images: list[Path], jobs: int = 1,
-              on_image: Callable[[str, int], None] | None = None) -> list[dict]:
-    """Rows for every image; `on_image(name, n_points)` after each image (progress)."""
+              on_image: Callable[[str, int], None] | None = None, cache: Path | None = None) -> list[dict]:
+    """Rows for every image; `on_image(name, n_points)` after each image (progress). With `cache`
+    (a folder), rows measured before for the same pixels, codec identity and quality are reused."""
     specs_t = tuple(specs)
+    cache = str(cache) if cache is not None else None
     rows: list[dict] = []
     if jobs <= 1:
         for path in images:
-            part = evaluate_image(specs_t, str(path))
+            part = evaluate_image(specs_t, str(path), cache)
             rows.extend(part)
             if on_image:
                 on_image(path.name, len(part))
         return rows
     threads = max(1, (os.cpu_count() or 1) // jobs)
     with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(threads,)) as pool:
-        futures = {pool.submit(evaluate_image, specs_t, str(p)): p for p in images}
+        futures = {pool.submit(evaluate_image, specs_t, str(p), cache): p for p in images}
         from concurrent.futures import as_completed
 
         for fut in as_completed(futures):

@@ -12,14 +12,13 @@ size and must agree with the codec's own figure.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from codec.atomic import atomic_write
 from codec.errors import UsageError
+from codec.eval.cache import read_row, row_key, write_row
 from codec.eval.video import Clip, check_frames
 
 __all__ = ["ROW_KEYS", "evaluate_clips"]
@@ -47,17 +46,15 @@ def evaluate_clips(clips: Sequence[Clip], codecs: Sequence, gop: int,
         digest = _frames_digest(clip) if cache is not None else ""
         for codec in codecs:
             for q in codec.qualities:
-                path = Path(cache) / f"{_cache_key(digest, codec, q, gop)}.json" if cache is not None else None
-                if path is not None and path.exists():
-                    row = json.loads(path.read_text())
-                    rows.append({**row, "clip": clip.name, "codec": codec.name, "cached": True})
+                key = row_key(digest, codec, q, gop)
+                row = read_row(cache, key)
+                if row is not None:
+                    rows.append({**row, "clip": clip.name, "codec": codec.name})
                     if log:
                         log(f"{clip.name} {codec.name} q={q}: {row['bpp']:.4f} bpp, {row['psnr-rgb']:.2f} dB (cached)")
                     continue
                 rows.append(_measure_row(clip, codec, q, gop, log))
-                if path is not None:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    atomic_write(path, json.dumps(rows[-1]).encode(), force=True)
+                write_row(cache, key, rows[-1])
     return rows
 
 
@@ -90,12 +87,3 @@ def _frames_digest(clip: Clip) -> str:
     for f in clip.frames:
         h.update(np.ascontiguousarray(f).tobytes())
     return h.hexdigest()
-
-
-def _cache_key(frames_digest: str, codec, quality, gop: int) -> str:
-    """What a row depends on: the clip's frames (their digest), the codec's identity (its
-    `cache_identity` when it has one, else name, version and settings), the quality and the GOP."""
-    ident = getattr(codec, "cache_identity", None) or {"name": codec.name, "version": codec.version,
-                                                         "settings": codec.settings}
-    text = frames_digest + json.dumps([ident, str(quality), gop], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:24]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from codec.family import Encoded, Family, Loaded, safetensors_bytes
 from codec.io import pad_to_multiple
 from codec.models.hyperprior import STRIDE, HyperpriorConfig, MeanScaleHyperprior
 from codec.pipeline.rate import Rate
-from codec.pipeline.refine import EFFORT_ITERATIONS, refine
+from codec.pipeline.refine import EFFORTS, rate_lambda, refine
 from codec.pipeline.tiles import analyse_tiled, synthesize
 
 
@@ -156,6 +156,19 @@ def encode(model: HyperpriorModel, a: Analysis, rate: Rate) -> Encoded:
     return Encoded(data, header, a.z_sym, y_sym, a.seconds + time.perf_counter() - t0)
 
 
+@torch.no_grad()
+def coded_cost(model: HyperpriorModel, a: Analysis, rate: Rate) -> tuple[float, float, float]:
+    """(lambda * MSE in 8-bit units + bpp, bpp, PSNR dB) of the file `encode` writes for `a` and the
+    pixels the decoder makes of it: the cost effort levels lower (lambda: `rate_lambda`)."""
+    enc = encode(model, a, rate)
+    pixels = synthesize(model.module.g_s, dequantize(enc.y_sym, a.mean_q, rate), a.height, a.width)
+    err = pixels.astype(np.float64) - a.padded[: a.height, : a.width]
+    mse = float(np.mean(err**2))
+    bpp = 8.0 * len(enc.data) / (a.height * a.width)
+    psnr = 10 * np.log10(255.0**2 / max(mse, 1e-12))
+    return rate_lambda(model, rate) * mse + bpp, bpp, float(psnr)
+
+
 def decode_side(model: HyperpriorModel, container: Container) -> np.ndarray:
     """The z symbols (N, H/64, W/64) of a container's ZSTR."""
     header = container.header
@@ -178,7 +191,7 @@ def decode(model: HyperpriorModel, container: Container, rate: Rate):
 
 class Hyperprior(Family):
     name = "hyperprior"
-    efforts = tuple(sorted(EFFORT_ITERATIONS))
+    efforts = tuple(sorted(EFFORTS))
 
     def load(self, model_id, sha256, config, tensors, resolve) -> HyperpriorModel:
         module = MeanScaleHyperprior(HyperpriorConfig(**config))
@@ -195,8 +208,13 @@ class Hyperprior(Family):
     encode = staticmethod(encode)
     decode = staticmethod(decode)
 
-    def refine(self, model, analysis, rate, effort):
-        return refine(model, analysis, rate, effort)
+    def effort_settings(self, effort: int) -> dict:
+        schedule = EFFORTS.get(effort)
+        return {} if schedule is None else {"method": "sga", **asdict(schedule)}
+
+    def refine(self, model, analysis, rate, effort, **options):
+        """SGA (codec.pipeline.refine; options: seed, on_progress, schedule, tile, tile_above)."""
+        return refine(model, analysis, rate, effort, lambda a: coded_cost(model, a, rate), **options)
 
 
 FAMILY = Hyperprior()

@@ -41,37 +41,73 @@ def load_model(model: str | Loaded | None = None) -> Loaded:
 
 
 def compress(model: Loaded, pixels: np.ndarray, step: float = 1.0, quality: float | None = None,
-             effort: int = 0) -> Encoded:
+             effort: int = 0, on_progress=None) -> Encoded:
     """(H, W, 3) uint8 -> a complete container.
 
     Rate: `quality` 0..100 (variable-rate models; single-rate ones map it to a step) or `step`
     (quantisation step of y, 1 = as trained, larger = fewer bits). Recorded in the header, so
     decoding needs no flag. `effort` refines the latents for this image (slower encode, same
-    decoder; the levels a family offers are `Family.efforts`).
+    decoder; the levels a family offers are `Family.efforts`); `on_progress(step, steps, bpp, psnr)`
+    follows a long refinement.
     """
     t0 = time.perf_counter()
     model = load_model(model)
     family = family_of(model)
     rate = rate_for(model, quality=quality, step=step)
-    analysis = family.refine(model, family.analyse(model, pixels), rate, effort)
+    analysis = family.analyse(model, pixels)
+    if effort:
+        analysis = family.refine(model, analysis, rate, effort, on_progress=on_progress)
     return replace(family.encode(model, analysis, rate), seconds=time.perf_counter() - t0)
 
 
-def compress_to_size(model: Loaded, pixels: np.ndarray, max_bytes: int) -> tuple[Encoded, bool]:
+TARGET_SLACK = 0.05  # with effort, --target-size aims for a file within 5% under the budget
+
+
+def compress_to_size(model: Loaded, pixels: np.ndarray, max_bytes: int, effort: int = 0,
+                     on_progress=None) -> tuple[Encoded, bool]:
     """The highest-quality file of at most `max_bytes` (whole file); (smallest file, False) if none fits.
 
-    The analysis runs once; only the quantisation and coding repeat during the search."""
+    The analysis runs once; only the quantisation and coding repeat during the search. With
+    `effort`, the search runs at effort 0, the refinement at the setting found; refinement usually
+    saves bytes, so when the refined file lands more than TARGET_SLACK under the budget (or over it)
+    the search runs again for the budget scaled by the saving and the better-fitting refined file
+    is kept (at most two refinements; effort 0's file when neither fits)."""
     t0 = time.perf_counter()
     model = load_model(model)
     family = family_of(model)
     analysis = family.analyse(model, pixels)
 
-    def encode(**setting) -> Encoded:
-        return replace(family.encode(model, analysis, rate_for(model, **setting)), seconds=time.perf_counter() - t0)
+    def search_for(budget: int):
+        """(effort-0 file, fits, rate setting) of the best setting whose file fits `budget`."""
+        def encode(**setting) -> Encoded:
+            enc = family.encode(model, analysis, rate_for(model, **setting))
+            return replace(enc, seconds=time.perf_counter() - t0)
 
-    if is_variable(model):
-        return search(lambda q: encode(quality=q), 0.0, 100.0, max_bytes, True)
-    return search(lambda s: encode(step=s), *STEP_RANGE, max_bytes, False)
+        if is_variable(model):
+            return search(lambda q: encode(quality=q), 0.0, 100.0, budget, True)
+        return search(lambda s: encode(step=s), *STEP_RANGE, budget, False)
+
+    plain, fits = search_for(max_bytes)
+    if not effort or not fits:
+        return plain, fits
+    return _refined_to_size(model, family, analysis, plain, max_bytes, effort, search_for, on_progress, t0), True
+
+
+def _refined_to_size(model, family, analysis, plain: Encoded, max_bytes: int, effort: int, search_for,
+                     on_progress, t0: float) -> Encoded:
+    def refined(enc: Encoded) -> Encoded:
+        rate = rate_from_field(model, enc.header.quality)
+        out = family.encode(model, family.refine(model, analysis, rate, effort, on_progress=on_progress), rate)
+        return replace(out, seconds=time.perf_counter() - t0)
+
+    first = refined(plain)
+    size = len(first.data)
+    if (1 - TARGET_SLACK) * max_bytes <= size <= max_bytes:
+        return first
+    again, fits = search_for(int(max_bytes * len(plain.data) / size))
+    second = refined(again) if fits else first
+    fitting = [e for e in (first, second) if len(e.data) <= max_bytes]
+    return max(fitting, key=lambda e: len(e.data)) if fitting else plain
 
 
 def decompress(data: bytes | Container, model: str | Loaded | None = None, limits: Limits = Limits()) -> Decoded:
