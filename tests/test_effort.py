@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from codec.io import read_image
-from codec.pipeline import hyperprior
+from codec.pipeline import hyperprior, m2t
 from codec.pipeline.image import compress, decompress, load_model
 from codec.pipeline.rate import rate_for
 from codec.pipeline.refine import EFFORTS, Schedule, rate_lambda, soft_round
@@ -125,9 +125,44 @@ def test_the_cli_encodes_with_effort_and_a_target_size(crop, tmp_path):
                                         "--target-size", "1500", "--json"])
     assert r.exit_code == 0, r.stderr
     assert 1425 <= json.loads(r.stdout)["bytes"] == (tmp_path / "a.bin").stat().st_size <= 1500
-    r = CliRunner().invoke(make_app(), ["encode", str(src), "-o", str(tmp_path / "b.bin"), "--effort", "1",
-                                        "-m", "m2t-vr"])
+    r = CliRunner().invoke(make_app(), ["encode", str(src), "-o", str(tmp_path / "b.bin"), "--effort", "4"])
     assert r.exit_code == 2 and "effort" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.fixture(scope="module")
+def m2t_refined(crop):
+    model = load_model("m2t-vr")
+    rate = rate_for(model, quality=40)
+    analysis = m2t.analyse(model, crop)
+    return model, rate, analysis, m2t.FAMILY.refine(model, analysis, rate, 1, schedule=TINY)
+
+
+def test_m2t_refined_file_decodes_with_the_plain_decoder_and_codes_cheaper(m2t_refined, crop):
+    model, rate, analysis, out = m2t_refined
+    enc, plain = m2t.encode(model, out, rate), m2t.encode(model, analysis, rate)
+    assert enc.header == plain.header and not np.array_equal(enc.y_sym, plain.y_sym)
+    assert not np.array_equal(enc.z_sym, plain.z_sym)  # z moved too (the side stream of m2t-vr)
+    dec = decompress(enc.data)  # the shipped decoder, the model found from the header
+    np.testing.assert_array_equal(dec.y_sym, enc.y_sym)
+    lam = rate_lambda(model, rate)
+
+    def cost(data):  # from the file and the decoder's pixels, not from the refinement
+        mse = np.mean((decompress(data).pixels.astype(np.float64) - crop) ** 2)
+        return lam * mse + 8 * len(data) / crop.shape[0] / crop.shape[1]
+
+    assert cost(enc.data) < cost(plain.data)
+    assert m2t.coded_cost(model, out, rate)[0] == pytest.approx(cost(enc.data), rel=1e-9)
+
+
+def test_m2t_without_side_stream_refines_y_alone_and_never_loses(tiny_m2t, smooth_image):
+    model = tiny_m2t(side=False)
+    pixels = smooth_image(64, 96)
+    rate = rate_for(model, quality=50)
+    analysis = m2t.analyse(model, pixels)
+    out = m2t.FAMILY.refine(model, analysis, rate, 1, schedule=replace(TINY, steps=12))
+    assert m2t.coded_cost(model, out, rate)[0] <= m2t.coded_cost(model, analysis, rate)[0]
+    enc = m2t.encode(model, out, rate)
+    np.testing.assert_array_equal(decompress(enc.data, model).y_sym, enc.y_sym)
 
 
 def test_large_images_are_refined_tile_by_tile_and_still_never_lose(crop):

@@ -25,6 +25,7 @@ training baseline: it needs S full passes to decode.
 from __future__ import annotations
 
 import functools
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 
 import torch
@@ -136,6 +137,22 @@ def schedule(patch: int, steps: int, alpha: float, rows: int | None = None, cols
     n_steps = len(sizes)
     bounds = [0] + [int((groups <= s).sum()) for s in range(n_steps)]
     return Schedule(positions, groups, tuple(bounds))
+
+
+def patch_batches(height: int, width: int, patch: int) -> dict[tuple[int, int], list[tuple[int, int]]]:
+    """Patch origins of a height x width latent grouped by patch shape (rows, cols), in a fixed order."""
+    batches: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
+    for r0 in range(0, height, patch):
+        for c0 in range(0, width, patch):
+            batches[(min(patch, height - r0), min(patch, width - c0))].append((r0, c0))
+    return dict(sorted(batches.items()))
+
+
+def token_index(origins, rows: int, cols: int, patch: int, positions: torch.Tensor, width: int) -> torch.Tensor:
+    """Flat latent indexes (B, T) of each patch's tokens in schedule order."""
+    r, c = positions // patch, positions % patch
+    base = torch.tensor([r0 * width + c0 for r0, c0 in origins], dtype=torch.long)
+    return base[:, None] + (r * width + c)[None, :]
 
 
 def two_stream_mask(groups: torch.Tensor, last: int) -> torch.Tensor:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -30,7 +30,8 @@ from codec.family import Encoded, Family, Loaded, safetensors_bytes
 from codec.io import pad_to_multiple
 from codec.models.hyperprior import STRIDE, HyperpriorConfig, MeanScaleHyperprior
 from codec.pipeline.rate import Rate
-from codec.pipeline.refine import EFFORTS, rate_lambda, refine
+from codec.pipeline.refine import EFFORTS, rate_lambda, refine, settings
+from codec.pipeline.sga_hyperprior import HyperpriorProblem
 from codec.pipeline.tiles import analyse_tiled, synthesize
 
 
@@ -209,12 +210,12 @@ class Hyperprior(Family):
     decode = staticmethod(decode)
 
     def effort_settings(self, effort: int) -> dict:
-        schedule = EFFORTS.get(effort)
-        return {} if schedule is None else {"method": "sga", **asdict(schedule)}
+        return settings(effort)
 
     def refine(self, model, analysis, rate, effort, **options):
         """SGA (codec.pipeline.refine; options: seed, on_progress, schedule, tile, tile_above)."""
-        return refine(model, analysis, rate, effort, lambda a: coded_cost(model, a, rate), **options)
+        problem = HyperpriorProblem(model, rate, lambda a: coded_cost(model, a, rate))
+        return refine(problem, analysis, effort, **options)
 
 
 FAMILY = Hyperprior()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,9 +30,11 @@ from codec.entropy.hyperprior import TABLE_PREFIX
 from codec.family import Encoded, Family, NO_SYMBOLS, safetensors_bytes
 from codec.io import pad_to_multiple
 from codec.models.hyperprior import STRIDE, HyperpriorConfig, MeanScaleHyperprior
-from codec.models.m2t import M2T, M2TConfig, StepDecoder, schedule
+from codec.models.m2t import M2T, M2TConfig, StepDecoder, patch_batches, schedule, token_index
 from codec.pipeline import hyperprior
 from codec.pipeline.rate import Rate
+from codec.pipeline.refine import EFFORTS, rate_lambda, refine, settings
+from codec.pipeline.sga_m2t import M2TProblem
 from codec.pipeline.tiles import analyse_tiled, synthesize
 
 LATENT_STRIDE = 16  # pixels per latent position (g_a downsamples 4 times by 2)
@@ -68,22 +69,6 @@ def from_modules(ae: MeanScaleHyperprior, tf: M2T, model_id: str) -> M2TModel:
     return M2TModel.of(hp, copy.deepcopy(tf), model_id, sha)
 
 
-def patch_batches(height: int, width: int, patch: int) -> dict[tuple[int, int], list[tuple[int, int]]]:
-    """Patch origins of a height x width latent grouped by patch shape (rows, cols), in a fixed order."""
-    batches: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
-    for r0 in range(0, height, patch):
-        for c0 in range(0, width, patch):
-            batches[(min(patch, height - r0), min(patch, width - c0))].append((r0, c0))
-    return dict(sorted(batches.items()))
-
-
-def _token_index(origins, rows: int, cols: int, patch: int, positions: torch.Tensor, width: int) -> torch.Tensor:
-    """Flat latent indexes (B, T) of each patch's tokens in schedule order."""
-    r, c = positions // patch, positions % patch
-    base = torch.tensor([r0 * width + c0 for r0, c0 in origins], dtype=torch.long)
-    return base[:, None] + (r * width + c)[None, :]
-
-
 def _jobs(model: M2TModel, rate: Rate, height: int, width: int, side, cache: bool) -> list:
     """One (schedule, token indexes (B, T), StepDecoder) per patch shape of a height x width latent."""
     cfg = model.tf64.config
@@ -91,7 +76,7 @@ def _jobs(model: M2TModel, rate: Rate, height: int, width: int, side, cache: boo
     jobs = []
     for (rows, cols), origins in patch_batches(height, width, cfg.patch).items():
         sched = schedule(cfg.patch, cfg.steps, cfg.alpha, rows, cols)
-        index = _token_index(origins, rows, cols, cfg.patch, sched.positions, width)
+        index = token_index(origins, rows, cols, cfg.patch, sched.positions, width)
         q = torch.full((len(origins),), float(rate.quality) / 100.0, dtype=torch.float64)
         side_tokens = None if flat_side is None else (flat_side[0][index], flat_side[1][index])
         jobs.append((sched, index, StepDecoder(model.tf64, sched, q, side_tokens, cache=cache)))
@@ -147,8 +132,9 @@ def _run_steps(model: M2TModel, rate: Rate, height: int, width: int, y: torch.Te
 
 @dataclass(frozen=True)
 class Analysis:
-    """What the encoder computes before it knows the rate (reused by rate searches)."""
+    """What the encoder computes before it knows the rate (reused by rate searches and effort)."""
 
+    padded: np.ndarray  # (Hp, Wp, 3) uint8, the padded input (for encoder-side refinement)
     y: torch.Tensor  # (C, H/16, W/16) float32
     side: tuple | None  # the hyperprior's (mean_q, scale) (C, H/16, W/16) float64, or None
     z_sym: np.ndarray  # (N, H/64, W/64) int32, or NO_SYMBOLS without side information
@@ -157,28 +143,50 @@ class Analysis:
     width: int
     pad_bottom: int
     pad_right: int
+    seconds: float = 0.0
+
+    @property
+    def x(self) -> torch.Tensor:
+        """(1, 3, Hp, Wp) float32 in [0, 1]."""
+        return torch.from_numpy(np.ascontiguousarray(self.padded)).permute(2, 0, 1)[None].float().div_(255.0)
 
 
 def analyse(model: M2TModel, pixels: np.ndarray) -> Analysis:
+    t0 = time.perf_counter()
     height, width = pixels.shape[:2]
     if model.tf64.config.side:
         a = hyperprior.analyse(model.hp, pixels)
-        return Analysis(a.y[0], (a.mean_q[0].double(), a.scale[0]), a.z_sym, a.z_stream, height, width,
-                        a.pad_bottom, a.pad_right)
+        return Analysis(a.padded, a.y[0], (a.mean_q[0].double(), a.scale[0]), a.z_sym, a.z_stream, height, width,
+                        a.pad_bottom, a.pad_right, time.perf_counter() - t0)
     padded, (pad_bottom, pad_right) = pad_to_multiple(pixels, STRIDE)
     with torch.no_grad():
         y = analyse_tiled(model.module.g_a, padded)[0]
-    return Analysis(y, None, NO_SYMBOLS, None, height, width, pad_bottom, pad_right)
+    return Analysis(padded, y, None, NO_SYMBOLS, None, height, width, pad_bottom, pad_right, time.perf_counter() - t0)
+
+
+def _encode(model: M2TModel, a: Analysis, rate: Rate) -> tuple[Encoded, torch.Tensor]:
+    """(the container for one rate setting, y_hat (C, H/16, W/16) float64 the decoder will see)."""
+    t0 = time.perf_counter()
+    y_sym, y_hat, streams = _run_steps(model, rate, a.y.shape[1], a.y.shape[2], a.y, None, a.side)
+    header = hyperprior.image_header(model, rate, a.height, a.width, a.pad_bottom, a.pad_right)
+    chunks = [(ZSTR, a.z_stream)] if a.z_stream is not None else []
+    data = write_container(header, chunks + [(YSTR, pack_steps(streams))])
+    return Encoded(data, header, a.z_sym, y_sym, a.seconds + time.perf_counter() - t0), y_hat
 
 
 def encode(model: M2TModel, a: Analysis, rate: Rate) -> Encoded:
     """The container for one rate setting."""
-    t0 = time.perf_counter()
-    y_sym, _, streams = _run_steps(model, rate, a.y.shape[1], a.y.shape[2], a.y, None, a.side)
-    header = hyperprior.image_header(model, rate, a.height, a.width, a.pad_bottom, a.pad_right)
-    chunks = [(ZSTR, a.z_stream)] if a.z_stream is not None else []
-    data = write_container(header, chunks + [(YSTR, pack_steps(streams))])
-    return Encoded(data, header, a.z_sym, y_sym, time.perf_counter() - t0)
+    return _encode(model, a, rate)[0]
+
+
+def coded_cost(model: M2TModel, a: Analysis, rate: Rate) -> tuple[float, float, float]:
+    """(lambda * MSE in 8-bit units + bpp, bpp, PSNR dB) of the file `encode` writes for `a` and the
+    pixels the decoder makes of it (the cost effort levels lower)."""
+    enc, y_hat = _encode(model, a, rate)
+    pixels = synthesize(model.module.g_s, y_hat.float()[None], a.height, a.width)
+    mse = float(np.mean((pixels.astype(np.float64) - a.padded[: a.height, : a.width]) ** 2))
+    bpp = 8.0 * len(enc.data) / (a.height * a.width)
+    return rate_lambda(model, rate) * mse + bpp, bpp, float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
 
 
 def step_count(model: M2TModel) -> int:
@@ -206,6 +214,7 @@ def decode(model: M2TModel, container: Container, rate: Rate, cache: bool = True
 
 class M2TFamily(Family):
     name = "m2t"
+    efforts = tuple(sorted(EFFORTS))
 
     def load(self, model_id, sha256, config, tensors, resolve) -> M2TModel:
         ae = MeanScaleHyperprior(HyperpriorConfig(**config["ae"]))
@@ -226,6 +235,15 @@ class M2TFamily(Family):
     analyse = staticmethod(analyse)
     encode = staticmethod(encode)
     decode = staticmethod(decode)
+
+    def effort_settings(self, effort: int) -> dict:
+        return settings(effort)
+
+    def refine(self, model, analysis, rate, effort, **options):
+        """SGA through the transformer's teacher-forced pass (codec.pipeline.sga_m2t; options as the
+        hyperprior family's)."""
+        problem = M2TProblem(model, rate, lambda a: coded_cost(model, a, rate))
+        return refine(problem, analysis, effort, **options)
 
 
 FAMILY = M2TFamily()

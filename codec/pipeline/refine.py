@@ -1,36 +1,36 @@
-"""Effort levels of the hyperprior family: stochastic Gumbel annealing of the latents (SGA; Yang,
-Bamler, Mandt, NeurIPS 2020, "Improving Inference for Neural Image Compression") with the decoder
-frozen.
+"""Effort levels: stochastic Gumbel annealing of the latents (SGA; Yang, Bamler, Mandt, NeurIPS 2020,
+"Improving Inference for Neural Image Compression") with the decoder frozen. This module is the
+family-independent part: the schedules, the relaxed rounding, the annealing loop and the tiles. What
+a family adds is a `Problem` (its relaxed cost and its hard candidates): `sga_hyperprior.py`,
+`sga_m2t.py`.
 
 Higher effort spends encode time to lower this image's rate-distortion cost
 
-    lambda * 255^2 * MSE(x, g_s(y_hat)) + (bits(y_hat | z_hat) + bits(z_hat)) / pixels
+    lambda * 255^2 * MSE(x, g_s(y_hat)) + (bits(y_hat | ...) + bits(z_hat)) / pixels
 
-by Adam steps on y (in quantisation steps) and z jointly, through h_s and g_s. Rounding is relaxed:
-each value v becomes a Gumbel-softmax mix of floor(v) and ceil(v) whose logits are
+by Adam steps on v = y / step (y in quantisation steps) and u = z - median jointly. Rounding is
+relaxed: each value becomes a Gumbel-softmax mix of floor and ceil whose logits are
 -atanh(distance) / tau, and the temperature tau anneals from TAU_MAX towards zero (held for the
 first T0 of the run, then exponential to TAU_END); the final latents are rounded hard. The best
 hard-rounded point seen (checked every `check_every` steps in the second half, and effort 0's own
-point) is kept, so a refined file never costs more than effort 0 in the cost above.
+point) is kept, by the family's real coded cost, so a refined file never costs more than effort 0.
 
-The file format and the decoder are unchanged: the refined z and y are coded exactly as analysed
-ones (`hyperprior.encode`), with the entropy parameters recomputed in float64 from the final z.
-g_s and h_s run under bfloat16 autocast (the coding path never does), and g_s is compiled with
+The file format and the decoder are unchanged: the refined latents are coded exactly as analysed
+ones, with the entropy parameters recomputed on the float64 path from the final symbols. The
+relaxed cost runs under bfloat16 autocast (the coding path never does), and g_s is compiled with
 torch.compile for the longer levels (results/effort/speed.md measures both).
 """
 
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, replace
-from typing import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import Callable, Protocol
 
 import torch
 
-from codec.entropy.gaussian import gaussian_likelihood
-
 Progress = Callable[[int, int, float, float], None]  # (step, steps, bpp, PSNR dB) of the best point so far
+Relaxed = Callable[[torch.Tensor, torch.Tensor, float, torch.Generator], torch.Tensor]  # (v, u, tau, gen) -> cost
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,12 @@ EFFORTS: dict[int, Schedule | None] = {  # chosen by measurement: results/effort
 }
 
 
+def settings(effort: int) -> dict:
+    """What an effort level does, for evaluation records and caches ({} for effort 0)."""
+    schedule = EFFORTS.get(effort)
+    return {} if schedule is None else {"method": "sga", **asdict(schedule)}
+
+
 def rate_lambda(model, rate) -> float:
     """The lambda this rate setting stands for: the level mix of a variable-rate model, or the
     trained lambda over step^2 for a single-rate one (rate ~ step^-2 scaling of the trade-off)."""
@@ -96,7 +102,8 @@ def soft_round(v: torch.Tensor, tau: float, generator: torch.Generator) -> torch
 _COMPILED: dict[int, torch.nn.Module] = {}
 
 
-def _synthesis(module, compile_it: bool) -> torch.nn.Module:
+def synthesis(module, compile_it: bool) -> torch.nn.Module:
+    """g_s of an autoencoder, compiled once per process when asked (torch.compile, static shapes)."""
     if not compile_it:
         return module.g_s
     key = id(module.g_s)
@@ -105,46 +112,42 @@ def _synthesis(module, compile_it: bool) -> torch.nn.Module:
     return _COMPILED[key]
 
 
-class _Objective:
-    """The relaxed cost of one image and the hard cost of a candidate point, in one place."""
-
-    def __init__(self, model, analysis, rate, schedule: Schedule):
-        self.module, self.schedule = model.module, schedule
-        self.h, self.w = analysis.height, analysis.width
-        self.x = analysis.x[:, :, : self.h, : self.w]
-        self.lam = rate_lambda(model, rate)
-        self.step = rate.enc_step.float().view(1, -1, 1, 1)
-        self.mult = rate.dec_mult.float().view(1, -1, 1, 1)
-        self.median = model.entropy.median.view(1, -1, 1, 1)
-        self.g_s = _synthesis(self.module, schedule.compile)
-
-    def __call__(self, v: torch.Tensor, u: torch.Tensor, tau: float, gen: torch.Generator):
-        """(cost, bits, mse) at latents v = y / step and u = z - median, rounded softly at tau."""
-        z = soft_round(u, tau, gen) + self.median
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.schedule.bf16):
-            mean, scale = self.module.entropy_parameters(z)
-        mean, scale = mean.float(), scale.float()
-        sym = soft_round(v - mean / self.step, tau, gen)
-        bits = -torch.log2(gaussian_likelihood(sym, scale / self.step)).sum()
-        bits = bits - torch.log2(self.module.z_density.likelihood(z)).sum()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.schedule.bf16):
-            x_hat = self.g_s(sym * self.mult + mean)
-        mse = torch.mean((x_hat.float()[:, :, : self.h, : self.w] - self.x) ** 2)
-        return self.lam * 255.0**2 * mse + bits / (self.h * self.w), bits, mse
+def distortion(g_s, y_hat: torch.Tensor, x: torch.Tensor, bf16: bool) -> torch.Tensor:
+    """MSE in [0, 1] units between x (1, 3, h, w) and g_s(y_hat) cropped to it."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        x_hat = g_s(y_hat)
+    return torch.mean((x_hat.float()[:, :, : x.shape[2], : x.shape[3]] - x) ** 2)
 
 
-Evaluate = Callable[[object], tuple[float, float, float]]  # analysis -> (coded cost, bpp, PSNR dB)
+class Problem(Protocol):
+    """One family's side of the annealing. Latents are (v, u): v (1, M, H/16, W/16) = y / step and
+    u (1, N, H/64, W/64) = z - median (N may be 0); analyses carry `padded`, `height`, `width`,
+    `pad_bottom`, `pad_right`."""
+
+    def start(self, analysis) -> tuple[torch.Tensor, torch.Tensor]:
+        """(v, u) to start from: y / step and the unrounded h_a(y) - median."""
+
+    def latents(self, analysis) -> tuple[torch.Tensor, torch.Tensor]:
+        """(v, u) an analysis codes: y / step and its z symbols."""
+
+    def at(self, analysis, v: torch.Tensor, u: torch.Tensor):
+        """The analysis that codes (v, u), u rounded hard (its side information recomputed)."""
+
+    def relaxed(self, analysis, schedule: Schedule) -> Relaxed:
+        """The differentiable cost of the image of `analysis` (per pixel, in lambda units)."""
+
+    def evaluate(self, analysis) -> tuple[float, float, float]:
+        """(coded cost, bpp, PSNR dB) of the file the family writes for `analysis`."""
 
 
 TILE = 512  # pixels: images larger than TILE_ABOVE pixels (padded) are refined tile by tile
 TILE_ABOVE = 1 << 20
 
 
-def refine(model, analysis, rate, effort: int, evaluate: Evaluate, *, seed: int = 0,
-           on_progress: Progress | None = None, schedule: Schedule | None = None, tile: int = TILE,
-           tile_above: int = TILE_ABOVE):
-    """The analysis with y and z refined for `effort` (0: unchanged). `evaluate(analysis)` is the
-    family's coded cost of a candidate (whole file, decoded pixels); `schedule` overrides the level's.
+def refine(problem: Problem, analysis, effort: int, *, seed: int = 0, on_progress: Progress | None = None,
+           schedule: Schedule | None = None, tile: int = TILE, tile_above: int = TILE_ABOVE):
+    """The analysis with its latents refined for `effort` (0: unchanged); `schedule` overrides the
+    level's.
 
     Above `tile_above` pixels the image is refined in `tile`-pixel squares (aligned to z, each an
     image of its own: bounded memory), written back into the whole, and the whole is kept only if its
@@ -155,23 +158,19 @@ def refine(model, analysis, rate, effort: int, evaluate: Evaluate, *, seed: int 
     if schedule is None:
         return analysis
     gen = torch.Generator().manual_seed(seed)
-    step = rate.enc_step.float().view(1, -1, 1, 1)
-    with torch.no_grad():
-        u = model.module.h_a(analysis.y) - model.entropy.median.view(1, -1, 1, 1)
-    v = analysis.y / step
+    v, u = problem.start(analysis)
     hp, wp = analysis.padded.shape[:2]
     if hp * wp <= tile_above:
-        return _refine_one(model, analysis, rate, schedule, evaluate, gen, v, u, on_progress)
+        return _anneal(problem, analysis, schedule, gen, v, u, on_progress)
     for r0 in range(0, hp, tile):
         for c0 in range(0, wp, tile):
             if r0 < analysis.height and c0 < analysis.width:
-                _refine_tile(model, analysis, rate, schedule, evaluate, gen, v, u, (r0, c0, tile), on_progress)
-    whole = _analysis_at(model, analysis, step, v, u)
-    return whole if evaluate(whole)[0] < evaluate(analysis)[0] else analysis
+                _refine_tile(problem, analysis, schedule, gen, v, u, (r0, c0, tile), on_progress)
+    whole = problem.at(analysis, v, u)
+    return whole if problem.evaluate(whole)[0] < problem.evaluate(analysis)[0] else analysis
 
 
-def _refine_tile(model, analysis, rate, schedule: Schedule, evaluate: Evaluate, gen, v, u, where,
-                 on_progress) -> None:
+def _refine_tile(problem: Problem, analysis, schedule: Schedule, gen, v, u, where, on_progress) -> None:
     """Refines one square of the image as an image of its own; writes its latents into v and u."""
     r0, c0, size = where
     r1, c1 = min(r0 + size, analysis.padded.shape[0]), min(c0 + size, analysis.padded.shape[1])
@@ -179,42 +178,28 @@ def _refine_tile(model, analysis, rate, schedule: Schedule, evaluate: Evaluate, 
     height, width = min(r1, analysis.height) - r0, min(c1, analysis.width) - c0
     part = replace(analysis, padded=analysis.padded[r0:r1, c0:c1], height=height, width=width,
                    pad_bottom=r1 - r0 - height, pad_right=c1 - c0 - width)
-    step = rate.enc_step.float().view(1, -1, 1, 1)
-    part = _analysis_at(model, part, step, v[:, :, ys[0], ys[1]], u[:, :, zs[0], zs[1]])
-    out = _refine_one(model, part, rate, schedule, evaluate, gen,
-                      v[:, :, ys[0], ys[1]], u[:, :, zs[0], zs[1]], on_progress)
-    v[:, :, ys[0], ys[1]] = out.y / step
-    u[:, :, zs[0], zs[1]] = torch.from_numpy(out.z_sym.astype("float32"))[None]
+    part = problem.at(part, v[:, :, ys[0], ys[1]], u[:, :, zs[0], zs[1]])
+    out = _anneal(problem, part, schedule, gen, v[:, :, ys[0], ys[1]], u[:, :, zs[0], zs[1]], on_progress)
+    v[:, :, ys[0], ys[1]], u[:, :, zs[0], zs[1]] = problem.latents(out)
 
 
-def _refine_one(model, analysis, rate, schedule: Schedule, evaluate: Evaluate, gen, v0, u0, on_progress):
-    objective = _Objective(model, analysis, rate, schedule)
+def _anneal(problem: Problem, analysis, schedule: Schedule, gen, v0, u0, on_progress):
+    relaxed = problem.relaxed(analysis, schedule)
     v = v0.detach().clone().requires_grad_(True)
     u = u0.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([v, u], lr=schedule.lr)
-    best = (*evaluate(analysis), analysis)  # effort 0's own file is the floor
+    best = (*problem.evaluate(analysis), analysis)  # effort 0's own file is the floor
     check = schedule.check_every or max(1, schedule.steps // 8)
     with torch.enable_grad():
         for t in range(schedule.steps - 1):
-            cost, _, _ = objective(v, u, schedule.tau(t), gen)
+            cost = relaxed(v, u, schedule.tau(t), gen)
             opt.zero_grad(set_to_none=True)
             cost.backward()
             opt.step()
             if (t >= schedule.steps // 2 and (t + 1) % check == 0) or t == schedule.steps - 2:
-                candidate = _analysis_at(model, analysis, objective.step, v.detach(), u.detach())
-                point = (*evaluate(candidate), candidate)
+                candidate = problem.at(analysis, v.detach(), u.detach())
+                point = (*problem.evaluate(candidate), candidate)
                 best = point if point[0] < best[0] else best
                 if on_progress is not None:
                     on_progress(t + 2 if t == schedule.steps - 2 else t + 1, schedule.steps, best[1], best[2])
     return best[3]
-
-
-@torch.no_grad()
-def _analysis_at(model, analysis, step: torch.Tensor, v: torch.Tensor, u: torch.Tensor):
-    """The analysis holding latents v (y in steps), u (z - median) rounded hard: z symbols, the float64
-    parameter path rerun."""
-    t0 = time.perf_counter()
-    z_sym = torch.round(u)[0].to(torch.int32).numpy()
-    mean_q, scale = model.entropy.parameters(z_sym)
-    return replace(analysis, y=(v * step).float(), z_sym=z_sym, mean_q=mean_q, scale=scale,
-                   z_stream=model.entropy.compress_z(z_sym), seconds=analysis.seconds + time.perf_counter() - t0)
