@@ -24,6 +24,7 @@ torch.compile for the longer levels (results/effort/speed.md measures both).
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import asdict, dataclass, replace
 from typing import Callable, Protocol
 
@@ -99,16 +100,37 @@ def soft_round(v: torch.Tensor, tau: float, generator: torch.Generator) -> torch
     return lo + w[..., 1]
 
 
-_COMPILED: dict[int, torch.nn.Module] = {}
+CXX = ("c++", "g++", "clang++")  # torch.compile's CPU backend builds C++ kernels with one of these
 
 
-def synthesis(module, compile_it: bool) -> torch.nn.Module:
-    """g_s of an autoencoder, compiled once per process when asked (torch.compile, static shapes)."""
+class _CompiledOrEager:
+    """g_s through torch.compile, or eager where compiling is impossible (no C++ compiler, an
+    unsupported platform): the first failure switches to eager for good, with the same result."""
+
+    def __init__(self, g_s: torch.nn.Module):
+        self.eager = g_s
+        self.compiled = torch.compile(g_s, dynamic=False) if any(shutil.which(c) for c in CXX) else None
+
+    def __call__(self, y: torch.Tensor) -> torch.Tensor:
+        if self.compiled is not None:
+            try:
+                return self.compiled(y)
+            except Exception:  # any compiler failure: fall back, never fail the encode
+                self.compiled = None
+        return self.eager(y)
+
+
+_COMPILED: dict[int, _CompiledOrEager] = {}
+
+
+def synthesis(module, compile_it: bool):
+    """g_s of an autoencoder, compiled once per process when asked (torch.compile, static shapes;
+    eager where no compiler can build it)."""
     if not compile_it:
         return module.g_s
     key = id(module.g_s)
     if key not in _COMPILED:
-        _COMPILED[key] = torch.compile(module.g_s, dynamic=False)
+        _COMPILED[key] = _CompiledOrEager(module.g_s)
     return _COMPILED[key]
 
 
