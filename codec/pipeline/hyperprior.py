@@ -30,7 +30,7 @@ from codec.family import Encoded, Family, Loaded, safetensors_bytes
 from codec.io import pad_to_multiple
 from codec.models.hyperprior import STRIDE, HyperpriorConfig, MeanScaleHyperprior
 from codec.pipeline.rate import Rate
-from codec.pipeline.refine import EFFORTS, rate_lambda, refine, settings
+from codec.pipeline.refine import EFFORTS, file_cost, rate_lambda, refine, settings
 from codec.pipeline.sga_hyperprior import HyperpriorProblem
 from codec.pipeline.tiles import analyse_tiled, synthesize
 
@@ -163,11 +163,7 @@ def coded_cost(model: HyperpriorModel, a: Analysis, rate: Rate) -> tuple[float, 
     pixels the decoder makes of it: the cost effort levels lower (lambda: `rate_lambda`)."""
     enc = encode(model, a, rate)
     pixels = synthesize(model.module.g_s, dequantize(enc.y_sym, a.mean_q, rate), a.height, a.width)
-    err = pixels.astype(np.float64) - a.padded[: a.height, : a.width]
-    mse = float(np.mean(err**2))
-    bpp = 8.0 * len(enc.data) / (a.height * a.width)
-    psnr = 10 * np.log10(255.0**2 / max(mse, 1e-12))
-    return rate_lambda(model, rate) * mse + bpp, bpp, float(psnr)
+    return file_cost(rate_lambda(model, rate), a.padded[: a.height, : a.width], pixels, len(enc.data))
 
 
 def decode_side(model: HyperpriorModel, container: Container) -> np.ndarray:

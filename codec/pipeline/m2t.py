@@ -33,7 +33,7 @@ from codec.models.hyperprior import STRIDE, HyperpriorConfig, MeanScaleHyperprio
 from codec.models.m2t import M2T, M2TConfig, StepDecoder, patch_batches, schedule, token_index
 from codec.pipeline import hyperprior
 from codec.pipeline.rate import Rate
-from codec.pipeline.refine import EFFORTS, rate_lambda, refine, settings
+from codec.pipeline.refine import EFFORTS, file_cost, rate_lambda, refine, settings
 from codec.pipeline.sga_m2t import M2TProblem
 from codec.pipeline.tiles import analyse_tiled, synthesize
 
@@ -184,9 +184,7 @@ def coded_cost(model: M2TModel, a: Analysis, rate: Rate) -> tuple[float, float, 
     pixels the decoder makes of it (the cost effort levels lower)."""
     enc, y_hat = _encode(model, a, rate)
     pixels = synthesize(model.module.g_s, y_hat.float()[None], a.height, a.width)
-    mse = float(np.mean((pixels.astype(np.float64) - a.padded[: a.height, : a.width]) ** 2))
-    bpp = 8.0 * len(enc.data) / (a.height * a.width)
-    return rate_lambda(model, rate) * mse + bpp, bpp, float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
+    return file_cost(rate_lambda(model, rate), a.padded[: a.height, : a.width], pixels, len(enc.data))
 
 
 def step_count(model: M2TModel) -> int:

@@ -28,6 +28,7 @@ import shutil
 from dataclasses import asdict, dataclass, replace
 from typing import Callable, Protocol
 
+import numpy as np
 import torch
 
 Progress = Callable[[int, int, float, float], None]  # (step, steps, bpp, PSNR dB) of the best point so far
@@ -84,6 +85,14 @@ def rate_lambda(model, rate) -> float:
         a = t - lo
         return math.exp(math.log(cfg.levels[lo]) * (1 - a) + math.log(cfg.levels[lo + 1]) * a)
     return (cfg.lmbda or 0.0067) / rate.step**2
+
+
+def file_cost(lam: float, original: np.ndarray, decoded: np.ndarray, nbytes: int) -> tuple[float, float, float]:
+    """(lambda * MSE in 8-bit units + bpp, bpp, PSNR dB) of a whole file of `nbytes` that decodes to
+    `decoded` (H, W, 3) uint8: the coded cost every family's effort levels lower."""
+    mse = float(np.mean((decoded.astype(np.float64) - original) ** 2))
+    bpp = 8.0 * nbytes / (original.shape[0] * original.shape[1])
+    return lam * mse + bpp, bpp, float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
 
 
 def soft_round(v: torch.Tensor, tau: float, generator: torch.Generator) -> torch.Tensor:
