@@ -9,6 +9,8 @@ Stream layouts (each part one vectorised coder call, in this order)::
 
     Gaussian     s_clamped[0..n)   QuantizedGaussian(-R, R), mean 0, std = scale_table[scale_index]
                  escape excesses   for each |s| >= R, in order (see below)
+    Laplace      per batch: s_clamped QuantizedLaplace(-R, R), mean[i], scale_table[scale_index[i]];
+                 then that batch's escape excesses (batches follow each other in one coder)
     Categorical  k[c, 0..n)        Categorical(pmf[c], perfect=False), channel by channel, k = v - offset
                  escape excesses   for each k <= 0 or k >= L-1, channel-major order
 
@@ -117,35 +119,70 @@ def decode_gaussian(data: bytes, scale_index: np.ndarray, scale_table: np.ndarra
     return s.astype(np.int32).reshape(shape)
 
 
-class GaussianEncoder:
-    """One Gaussian stream written in batches (for models whose parameters of batch k depend on the
-    decoded symbols of batches < k, such as the VCT decoder's token steps). Each batch is laid out as
-    in `encode_gaussian` (clamped symbols, then its escape excesses), batch after batch, in one range
-    coder, so the stream pays its final-word overhead once. `GaussianDecoder` reads it back batch by
-    batch with the same parameters."""
+class _BatchEncoder:
+    """One range coder written batch by batch: each batch's clamped symbols under `model` with
+    per-symbol parameters, then that batch's escape excesses (|s| >= radius)."""
 
     def __init__(self, scale_table: np.ndarray, radius: int = DEFAULT_RADIUS):
         _check_radius(radius)
         self.scale_table, self.radius = scale_table, radius
         self._encoder = _queue.RangeEncoder()
 
-    def encode(self, symbols: np.ndarray, scale_index: np.ndarray) -> None:
-        std = _gaussian_std(scale_index, self.scale_table, self.radius)
+    def _encode(self, symbols, model, mean: np.ndarray, scale: np.ndarray) -> None:
         s = _int_array(symbols, "symbols")
-        if s.shape != np.shape(scale_index):
-            raise ValueError(f"symbols shape {s.shape} differs from scale_index shape {np.shape(scale_index)}")
+        if s.size != scale.size:
+            raise ValueError(f"{s.size} symbols but {scale.size} scale indexes")
         _check_range(s, _INT32_MIN, _INT32_MAX, "symbols (int32 range)")
         s = s.reshape(-1).astype(np.int64)
+        r = self.radius
         if s.size:
-            clamped = np.clip(s, -self.radius, self.radius).astype(np.int32)
-            self._encoder.encode(clamped, _model.QuantizedGaussian(-self.radius, self.radius), np.zeros_like(std), std)
-        _encode_excess(self._encoder, np.abs(s[np.abs(s) >= self.radius]) - self.radius)
+            self._encoder.encode(np.clip(s, -r, r).astype(np.int32), model(-r, r), mean, scale)
+        _encode_excess(self._encoder, np.abs(s[np.abs(s) >= r]) - r)
 
     def finish(self) -> bytes:
         return _words_to_bytes(self._encoder.get_compressed())
 
 
-class GaussianDecoder:
+class _BatchDecoder:
+    """Mirror of `_BatchEncoder` (FormatError on a corrupt or truncated stream)."""
+
+    def __init__(self, data: bytes, scale_table: np.ndarray, radius: int, what: str):
+        _check_radius(radius)
+        self.scale_table, self.radius = scale_table, radius
+        self._reader = _Reader(data, what)
+
+    def _decode(self, model, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        r, reader = self.radius, self._reader
+        s = np.zeros(scale.size, dtype=np.int64)
+        if s.size:
+            s = reader.decode(model(-r, r), mean, scale).astype(np.int64)
+            if s.shape != scale.shape or np.any(np.abs(s) > r):
+                raise FormatError(f"{reader.what} stream is corrupt or truncated (symbols outside the model)")
+        escaped = np.abs(s) >= r
+        s[escaped] = np.sign(s[escaped]) * (r + _decode_excess(reader, int(np.count_nonzero(escaped))))
+        if s.size and (s.min() < _INT32_MIN or s.max() > _INT32_MAX):
+            raise FormatError(f"{reader.what} stream is corrupt or truncated (escaped value beyond int32)")
+        return s.astype(np.int32)
+
+    def finish(self) -> None:
+        self._reader.finish()
+
+
+class GaussianEncoder(_BatchEncoder):
+    """One Gaussian stream written in batches (for models whose parameters of batch k depend on the
+    decoded symbols of batches < k, such as the VCT decoder's token steps). Each batch is laid out as
+    in `encode_gaussian` (clamped symbols, then its escape excesses), batch after batch, in one range
+    coder, so the stream pays its final-word overhead once. `GaussianDecoder` reads it back batch by
+    batch with the same parameters."""
+
+    def encode(self, symbols: np.ndarray, scale_index: np.ndarray) -> None:
+        std = _gaussian_std(scale_index, self.scale_table, self.radius)
+        if np.shape(symbols) != np.shape(scale_index):
+            raise ValueError(f"symbols shape {np.shape(symbols)} differs from scale_index shape {np.shape(scale_index)}")
+        self._encode(symbols, _model.QuantizedGaussian, np.zeros_like(std), std)
+
+
+class GaussianDecoder(_BatchDecoder):
     """Mirror of `GaussianEncoder`: `decode(scale_index)` per batch, then `finish()`.
 
     Raises:
@@ -153,26 +190,48 @@ class GaussianDecoder:
     """
 
     def __init__(self, data: bytes, scale_table: np.ndarray, radius: int = DEFAULT_RADIUS, what: str = "Gaussian"):
-        _check_radius(radius)
-        self.scale_table, self.radius = scale_table, radius
-        self._reader = _Reader(data, what)
+        super().__init__(data, scale_table, radius, what)
 
     def decode(self, scale_index: np.ndarray) -> np.ndarray:
         std = _gaussian_std(scale_index, self.scale_table, self.radius)
-        r, reader = self.radius, self._reader
-        s = np.zeros(std.size, dtype=np.int64)
-        if s.size:
-            s = reader.decode(_model.QuantizedGaussian(-r, r), np.zeros_like(std), std).astype(np.int64)
-            if s.shape != std.shape or np.any(np.abs(s) > r):
-                raise FormatError(f"{reader.what} stream is corrupt or truncated (symbols outside the model)")
-        escaped = np.abs(s) >= r
-        s[escaped] = np.sign(s[escaped]) * (r + _decode_excess(reader, int(np.count_nonzero(escaped))))
-        if s.size and (s.min() < _INT32_MIN or s.max() > _INT32_MAX):
-            raise FormatError(f"{reader.what} stream is corrupt or truncated (escaped value beyond int32)")
-        return s.astype(np.int32).reshape(np.shape(scale_index))
+        return self._decode(_model.QuantizedGaussian, np.zeros_like(std), std).reshape(np.shape(scale_index))
 
-    def finish(self) -> None:
-        self._reader.finish()
+
+class LaplaceEncoder(_BatchEncoder):
+    """A stream of integers under quantized Laplace distributions with per-symbol means (for
+    auto-regressive models that code in batches, such as the overfitted family's wavefronts).
+    Each batch: the symbols clamped to [-radius, radius] under QuantizedLaplace(-radius, radius,
+    mean, scale_table[scale_index]), then the escape excesses of |s| >= radius (as in the Gaussian
+    stream). Means must be finite and within the range; both sides pass identical float64 values
+    (the callers compute them exactly and snap them to a grid)."""
+
+    def encode(self, symbols: np.ndarray, mean: np.ndarray, scale_index: np.ndarray) -> None:
+        scale = _gaussian_std(scale_index, self.scale_table, self.radius)
+        self._encode(symbols, _model.QuantizedLaplace, _means(mean, scale.size, self.radius), scale)
+
+
+class LaplaceDecoder(_BatchDecoder):
+    """Mirror of `LaplaceEncoder`: `decode(mean, scale_index)` per batch (flat int32), then `finish()`.
+
+    Raises:
+        FormatError: the stream is corrupt or truncated.
+    """
+
+    def __init__(self, data: bytes, scale_table: np.ndarray, radius: int = DEFAULT_RADIUS, what: str = "Laplace"):
+        super().__init__(data, scale_table, radius, what)
+
+    def decode(self, mean: np.ndarray, scale_index: np.ndarray) -> np.ndarray:
+        scale = _gaussian_std(scale_index, self.scale_table, self.radius)
+        return self._decode(_model.QuantizedLaplace, _means(mean, scale.size, self.radius), scale)
+
+
+def _means(mean, n: int, radius: int) -> np.ndarray:
+    mu = np.ascontiguousarray(np.asarray(mean, dtype=np.float64).reshape(-1))
+    if mu.size != n:
+        raise ValueError(f"{mu.size} means but {n} scale indexes")
+    if mu.size and (not np.all(np.isfinite(mu)) or np.abs(mu).max() > radius):
+        raise ValueError(f"means must be finite and within [-{radius}, {radius}]")
+    return mu
 
 
 def _gaussian_std(scale_index, scale_table, radius) -> np.ndarray:

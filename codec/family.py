@@ -83,7 +83,19 @@ class Family:
         """The manifest's `config` of a model: what `load` needs besides the tensors."""
         raise NotImplementedError
 
+    def builtin(self, model_id: str) -> Loaded:
+        """The model of a family that has no weights file (codec.registry.BUILTIN)."""
+        raise NotImplementedError
+
     # --- image families --------------------------------------------------------------------
+
+    def rate_for(self, model: Loaded, quality: float | None, step: float):
+        """The rate setting an encoder asks for; None: the autoencoder rates of codec.pipeline.rate."""
+        return None
+
+    def rate_from_field(self, model: Loaded, value: int):
+        """The rate setting a header's quality field stands for; None: codec.pipeline.rate's."""
+        return None
 
     def analyse(self, model: Loaded, pixels: np.ndarray):
         """What the encoder computes before it knows the rate (reused by rate searches)."""

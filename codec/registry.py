@@ -14,8 +14,13 @@ from codec.family import Family, Loaded
 FAMILIES = {
     "hyperprior": "codec.pipeline.hyperprior",
     "m2t": "codec.pipeline.m2t",
+    "overfit": "codec.pipeline.overfit",
     "vct": "codec.pipeline.vct",
 }
+
+
+BUILTIN = {"overfit": "overfit"}
+"""Models without a weights file (model id -> family): the family builds them (`Family.builtin`)."""
 
 
 def names() -> list[str]:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 
-from safetensors.torch import load as load_safetensors
-
 from codec.errors import WeightsError
 from codec.family import Loaded
 from codec.registry import get as get_family
@@ -33,6 +31,8 @@ def read_tensors(entry: ModelEntry) -> tuple[dict, str]:
             f"weights file {entry.file} does not match the manifest: its sha256 is {actual}, the manifest "
             f"expects {entry.sha256} (re-fetch the file or re-export the model)"
         )
+    from safetensors.torch import load as load_safetensors  # torch only for models with weights
+
     try:
         return load_safetensors(data), actual
     except Exception as exc:  # safetensors raises its own error types
@@ -57,7 +57,12 @@ _CACHE: dict[tuple[str, str], Loaded] = {}
 
 
 def load_model(model_id: str | None = None) -> Loaded:
-    """The shipped model `model_id` (default: the manifest's default), loaded once per process."""
+    """The shipped model `model_id` (default: the manifest's default), loaded once per process; a
+    built-in model (codec.registry.BUILTIN: a family without trained weights) needs no manifest."""
+    from codec.registry import BUILTIN
+
+    if model_id in BUILTIN:
+        return get_family(BUILTIN[model_id]).builtin(model_id)
     entry = get_entry(model_id)
     key = (str(entry.file), entry.sha256)
     if key not in _CACHE:

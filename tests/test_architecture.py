@@ -135,10 +135,11 @@ def test_every_registered_family_names_itself_and_implements_its_kind():
     from codec import registry
     from codec.family import Family
 
+    builtin = set(registry.BUILTIN.values())
     for name in registry.names():
         family = registry.get(name)
         assert family.name == name and family.kind in ("image", "video")
         own = {k for k, v in vars(type(family)).items() if callable(v) or isinstance(v, staticmethod)}
-        needed = {"load", "serialize", "config"} | ({"analyse", "encode", "decode"} if family.kind == "image"
-                                                    else {"frame_coder"})
+        weights = {"builtin"} if name in builtin else {"load", "serialize", "config"}  # built-in: no weights file
+        needed = weights | ({"analyse", "encode", "decode"} if family.kind == "image" else {"frame_coder"})
         assert needed <= own | {k for c in type(family).__mro__[1:-1] if c is not Family for k in vars(c)}, name

@@ -38,6 +38,8 @@ from .format import (
     SIGNATURE,
     YSTR,
     ZSTR,
+    NETS,
+    OVERFIT_VERSION,
     Limits,
     check_chunk_type,
     is_critical,
@@ -55,6 +57,8 @@ __all__ = [
     "HEAD",
     "ZSTR",
     "YSTR",
+    "NETS",
+    "OVERFIT_VERSION",
     "END",
     "META",
     "Limits",
@@ -152,6 +156,7 @@ def write_container(
     header: Header,
     streams: Iterable[tuple[bytes, bytes]],
     meta: dict[str, Any] | None = None,
+    version: int = IMAGE_VERSION,
 ) -> bytes:
     """Serialize a container: preamble, HEAD, [meta], streams in order, END.
 
@@ -160,11 +165,13 @@ def write_container(
         streams: (type, data) pairs, e.g. ``[(ZSTR, z_bytes), (YSTR, y_bytes)]``. Critical
             types must be known to this version (ZSTR, YSTR); ancillary types are free.
         meta: optional JSON-serializable dict stored in a ``meta`` chunk.
+        version: writer and minimum reader version (IMAGE_VERSION; OVERFIT_VERSION for files with NETS).
 
     Raises:
         ValueError: an invalid header, stream type or meta.
     """
-    parts = [pack_preamble(IMAGE_VERSION, MIN_READER_VERSION), frame_chunk(HEAD, pack_header(header))]
+    min_reader = MIN_READER_VERSION if version == IMAGE_VERSION else version
+    parts = [pack_preamble(version, min_reader), frame_chunk(HEAD, pack_header(header))]
     if meta is not None:
         parts.append(frame_chunk(META, pack_meta(meta)))
     seen: set[bytes] = set()

@@ -35,6 +35,8 @@ __all__ = [
     "FRAM",
     "FIDX",
     "IMAGE_VERSION",
+    "OVERFIT_VERSION",
+    "NETS",
     "VIDEO_VERSION",
     "VIDEO_TZ_VERSION",
     "KNOWN_CHUNK_TYPES",
@@ -51,9 +53,10 @@ __all__ = [
 SIGNATURE = b"\x89CDC\r\n\x1a\n"
 """8 bytes; like PNG's: the high bit catches 7-bit channels, CR LF catches newline conversion."""
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """The newest container version this module reads (2: video files, docs/FORMAT.md section 14; 3: video
-frames whose side information is coded with the temporal prior, mode 2, section 14.1)."""
+frames whose side information is coded with the temporal prior, mode 2, section 14.1; 4: overfitted
+images, with a NETS chunk, section 15)."""
 
 IMAGE_VERSION = 1
 """Images are written exactly as in version 1 (writer and minimum reader 1): every reader reads them."""
@@ -68,6 +71,9 @@ information (frames of mode 2) are written with writer and minimum reader versio
 (VIDEO_TZ_VERSION): a version-2 reader refuses them the same way."""
 
 VIDEO_TZ_VERSION = 3
+
+OVERFIT_VERSION = 4
+"""Overfitted images (a NETS chunk) are written with writer and minimum reader version 4."""
 
 _PREAMBLE = struct.Struct("<8sHH")  # signature, writer_version, min_reader_version
 _U32 = struct.Struct("<I")
@@ -92,7 +98,10 @@ FRAM = b"FRAM"
 FIDX = b"FIDX"
 """Critical, video files only, once before END: frame count and GOP index."""
 
-KNOWN_CHUNK_TYPES = frozenset({HEAD, ZSTR, YSTR, END, META})
+NETS = b"NETS"
+"""Critical, overfitted images only, at most once: the decoder's networks (codec.container.overfit)."""
+
+KNOWN_CHUNK_TYPES = frozenset({HEAD, ZSTR, YSTR, NETS, END, META})
 """Types an image reader understands; each may appear at most once."""
 
 # Flags of the CLI that raise each limit; named in LimitError messages.

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from codec.errors import FormatError
+from codec.registry import family_of
 
 STEP_UNIT = 1000
 STEP_RANGE = (0.25, 8.0)
@@ -37,10 +36,16 @@ class Rate:
 
 
 def is_variable(model) -> bool:
+    """True when the model's rate is a quality (variable-rate models, and families with their own
+    rates), False when it is a quantisation step."""
+    if family_of(model).rate_for(model, None, 1.0) is not None:
+        return True
     return model.module.config.variable_rate
 
 
 def _gain_vectors(model, quality: float) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
     levels = len(model.module.config.levels)
     t = torch.tensor(quality / 100.0 * (levels - 1), dtype=torch.float64)
     lo = int(min(levels - 2, int(torch.floor(t))))
@@ -53,6 +58,9 @@ def _gain_vectors(model, quality: float) -> tuple[torch.Tensor, torch.Tensor]:
 
 def rate_for(model, *, quality: float | None = None, step: float = 1.0) -> Rate:
     """The rate setting an encoder asks for (ValueError for values out of range)."""
+    own = family_of(model).rate_for(model, quality, step)
+    if own is not None:
+        return own
     if is_variable(model):
         if step != 1.0:
             raise ValueError(f"model {model.model_id} is variable-rate: use quality, not a quantisation step")
@@ -75,6 +83,11 @@ def rate_for(model, *, quality: float | None = None, step: float = 1.0) -> Rate:
 
 def rate_from_field(model, field: int) -> Rate:
     """The rate setting a header's field stands for (FormatError when it is out of range)."""
+    own = family_of(model).rate_from_field(model, field)
+    if own is not None:
+        return own
+    import torch
+
     m = model.module.config.M
     if is_variable(model):
         q = DEFAULT_QUALITY if field == 0 else (field - 1) / 100.0

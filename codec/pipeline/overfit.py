@@ -1,0 +1,269 @@
+"""The overfitted family (C3 / Cool-chic; ../shared/REFERENCES.md 2.10): no trained weights; the encoder
+fits latent grids and a small decoder to the one image and sends the quantized networks in the file.
+
+    encode: pixels --Fit (torch, codec.pipeline.overfit_fit)--> float model
+            --shifts chosen by the coded cost--> integer networks --------------------> NETS
+            integer latent grids --ARM (fixed point), wavefronts----------------------> YSTR
+    decode: NETS -> networks; YSTR -> grids (the same ARM) -> synthesis (fixed point) -> pixels
+
+The decoder path (this module's `decode`, codec.entropy.arm, codec.models.overfit_int,
+codec.fixedpoint) is numpy only and exact: the encoder's reconstruction is the decoder's, bit for
+bit, on any machine. The "model" is built in (`builtin`): its id is "overfit" and its hash is that
+of the family's fixed tables, so a file needs nothing but the format to decode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from codec import coder
+from codec.container import NETS, OVERFIT_VERSION, YSTR, Container, Header, write_container
+from codec.container.overfit import Nets, pack_nets, unpack_nets
+from codec.entropy import arm as arm_int
+from codec.entropy import networks
+from codec.errors import FormatError
+from codec.family import NO_SYMBOLS, Encoded, Family, Loaded
+from codec import fixedpoint as fp
+
+MODEL_ID = "overfit"
+DEFAULT_QUALITY = 60.0
+BASE_LAMBDA = 0.0067
+"""lambda at quality 60 (that of the default hyperprior); every 10 quality points double it, as a
+single-rate model's step halves every 20 (lambda ~ step^-2)."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """An effort level of this family: the decoder size and the optimisation schedule."""
+
+    size: str  # a name in codec.models.overfit.PRESETS
+    iterations: int
+    candidates: int = 3
+    warmup: int = 100
+
+
+EFFORTS = {
+    1: Preset("small", 1000),
+    2: Preset("medium", 3000),
+    3: Preset("medium", 8000),
+    4: Preset("large", 16000),
+}
+DEFAULT_EFFORT = 1
+
+
+def _tables_hash() -> str:
+    text = repr((arm_int.SCALE_INTS, arm_int.LOG_MIN, arm_int.LOG_STEP, arm_int.FRAC, OVERFIT_VERSION, "overfit-1"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class OverfitLoaded(Loaded):
+    family = "overfit"
+
+
+@dataclass(frozen=True)
+class OverfitRate:
+    """The rate of an overfitted file: the header's field is 1 + round(100 quality) (0: quality 60)."""
+
+    field: int
+    quality: float
+    step: float = 1.0
+
+    @property
+    def lam(self) -> float:
+        return BASE_LAMBDA * 2.0 ** ((self.quality - DEFAULT_QUALITY) / 10.0)
+
+
+@dataclass
+class Analysis:
+    pixels: np.ndarray  # (H, W, 3) uint8
+    fitted: object = None  # codec.models.overfit.OverfitModel once refined
+    fitted_for: tuple = ()  # (lambda, effort, seed) the fit was made for
+    seconds: float = 0.0
+    progress: list = field(default_factory=list)
+
+
+def rate_for(quality: float | None = None, step: float = 1.0) -> OverfitRate:
+    if step != 1.0:
+        raise ValueError("overfitted files take a quality (0..100), not a quantisation step")
+    q = DEFAULT_QUALITY if quality is None else float(quality)
+    if not 0.0 <= q <= 100.0:
+        raise ValueError(f"quality must be within 0..100, got {quality}")
+    return OverfitRate(int(round(q * 100)) + 1, q)
+
+
+def rate_from_field(value: int) -> OverfitRate:
+    q = DEFAULT_QUALITY if value == 0 else (value - 1) / 100.0
+    if not 0.0 <= q <= 100.0:
+        raise FormatError(f"quality {q} in the header is outside 0..100")
+    return OverfitRate(value, q)
+
+
+# --- encoder -------------------------------------------------------------------------------------
+
+
+def fit(a: Analysis, rate: OverfitRate, preset: Preset, seed: int = 0, on_progress=None) -> Analysis:
+    """The analysis with a model fitted to its pixels for the rate's lambda (the encoder's work)."""
+    from codec.models.overfit import PRESETS
+    from codec.pipeline.overfit_fit import Fit, FitSchedule
+
+    t0 = time.perf_counter()
+    schedule = FitSchedule(iterations=preset.iterations, candidates=preset.candidates, warmup=preset.warmup)
+    model = Fit(a.pixels, PRESETS[preset.size], rate.lam, schedule, seed).run(on_progress)
+    return replace(a, fitted=model, fitted_for=(rate.lam, preset, seed), seconds=a.seconds + time.perf_counter() - t0)
+
+
+SHIFT_RANGE = range(4, 15)
+
+
+def choose_shifts(model, pixels: np.ndarray, lam: float):
+    """The quantization shifts of the networks by the coded cost lambda * MSE + bpp, one field at a
+    time (ARM fields change only the latents' and networks' bits, the others only the pixels and
+    the networks' bits), twice over."""
+    from codec.models.overfit import Shifts, latent_grids, quantized
+    from codec.models.overfit_int import synthesize
+
+    grids = latent_grids(model)
+    n_pixels = pixels.shape[0] * pixels.shape[1]
+    ref = pixels.astype(np.float64)
+
+    def cost(shifts) -> float:
+        try:
+            nets = quantized(model, shifts)
+        except ValueError:  # weights beyond the integer range at this shift
+            return math.inf
+        bits = 8 * len(networks.compress(_tensors(nets))[1]) + arm_int.rate_bits(grids, nets.arm)
+        mse = float(np.mean((synthesize(nets, grids).astype(np.float64) - ref) ** 2))
+        return lam * mse + bits / n_pixels
+
+    shifts = Shifts(8, 8, 8, 8, 8)
+    best = cost(shifts)
+    for _ in range(2):
+        for name in ("arm", "arm_bias", "taps", "synthesis", "synthesis_bias"):
+            for v in SHIFT_RANGE:
+                trial = replace(shifts, **{name: v})
+                if trial.arm_bias > arm_int.FRAC + trial.arm or trial.synthesis_bias > 12 + trial.synthesis:
+                    continue
+                c = cost(trial)
+                if c < best:
+                    best, shifts = c, trial
+    return shifts
+
+
+def _tensors(nets) -> list[np.ndarray]:
+    out = []
+    for layer in [*nets.arm.hidden, nets.arm.out]:
+        out += [layer.weight, layer.bias]
+    out += list(nets.taps)
+    for layer in [*nets.mlp, *nets.convs]:
+        out += [layer.weight, layer.bias]
+    return out
+
+
+def encode(model: OverfitLoaded, a: Analysis, rate: OverfitRate) -> Encoded:
+    from codec.models.overfit import latent_grids, quantized
+
+    if a.fitted is None or a.fitted_for[0] != rate.lam:
+        a = fit(a, rate, EFFORTS[DEFAULT_EFFORT])
+    t0 = time.perf_counter()
+    m = a.fitted
+    shifts = choose_shifts(m, a.pixels, rate.lam)
+    nets = quantized(m, shifts)
+    grids = latent_grids(m)
+    indexes, stream = networks.compress(_tensors(nets))
+    cfg = m.config
+    chunk = Nets(len(grids), cfg.arm_context, cfg.arm_hidden, cfg.taps, cfg.convs, tuple(cfg.widths),
+                 shifts.as_tuple(), tuple(indexes), stream)
+    h, w = a.pixels.shape[:2]
+    header = Header(kind=0, width=w, height=h, pad_right=0, pad_bottom=0, bit_depth=8, channels=3,
+                    quality=rate.field, weights_sha256_prefix=model.sha256_prefix, model_id=model.model_id,
+                    coder=coder.coder_name(), coder_version=coder.coder_version())
+    data = write_container(header, [(NETS, pack_nets(chunk)), (YSTR, arm_int.compress(grids, nets.arm))],
+                           version=OVERFIT_VERSION)
+    return Encoded(data, header, NO_SYMBOLS, _flat(grids), a.seconds + time.perf_counter() - t0)
+
+
+def _flat(grids: list[np.ndarray]) -> np.ndarray:
+    """The grids as one (1, 1, N) int32 array (Encoded/Decoded carry symbols as 3-D arrays)."""
+    return np.concatenate([g.ravel() for g in grids]).astype(np.int32)[None, None]
+
+
+# --- decoder (numpy only) ------------------------------------------------------------------------
+
+
+def networks_of(chunk: Nets):
+    """The integer networks a NETS chunk codes (FormatError when they break the exact bounds)."""
+    from codec.models.overfit_int import Networks
+
+    ints = networks.decompress(chunk.stream, chunk.tensor_shapes(), list(chunk.scale_indexes))
+    arm_s, arm_b, taps_s, syn_s, syn_b = chunk.shifts
+    try:
+        it = iter(ints)
+        hidden = [fp.Layer(next(it), next(it), arm_s, arm_b) for _ in range(chunk.arm_hidden)]
+        arm = arm_int.Arm(hidden, fp.Layer(next(it), next(it), arm_s, arm_b))
+        taps = [next(it) for _ in range(chunk.grids - 1)]
+        if any(np.abs(t).max() >= 2 ** fp.WEIGHT_BITS for t in taps):
+            raise ValueError("upsampling taps beyond the integer range")
+        mlp = [fp.Layer(next(it), next(it), syn_s, syn_b) for _ in range(len(chunk.widths) + 1)]
+        convs = [fp.Layer(next(it), next(it), syn_s, syn_b) for _ in range(chunk.convs)]
+    except ValueError as exc:
+        raise FormatError(f"corrupt bitstream: NETS networks break the decoder's bounds ({exc})") from None
+    return Networks(arm, taps, taps_s, mlp, convs)
+
+
+def grid_shapes(height: int, width: int, grids: int) -> list[tuple[int, int]]:
+    return [(-(-height // 2 ** i), -(-width // 2 ** i)) for i in range(grids)]
+
+
+def decode(model: OverfitLoaded, container: Container, rate) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from codec.models.overfit_int import synthesize
+
+    container.require(NETS, YSTR)
+    header = container.header
+    if header.pad_right or header.pad_bottom:
+        raise FormatError("corrupt bitstream: overfitted images have no padding")
+    chunk = unpack_nets(container.get(NETS))
+    nets = networks_of(chunk)
+    grids = arm_int.decompress(container.get(YSTR), grid_shapes(header.height, header.width, chunk.grids), nets.arm)
+    return synthesize(nets, grids), NO_SYMBOLS, _flat(grids)
+
+
+class Overfit(Family):
+    name = "overfit"
+    kind = "image"
+    efforts = (0, *EFFORTS)
+
+    def builtin(self, model_id: str) -> OverfitLoaded:
+        return OverfitLoaded(model_id=MODEL_ID, sha256=_tables_hash())
+
+    def rate_for(self, model, quality=None, step=1.0) -> OverfitRate:
+        return rate_for(quality, step)
+
+    def rate_from_field(self, model, value: int) -> OverfitRate:
+        return rate_from_field(value)
+
+    def analyse(self, model, pixels):
+        return Analysis(np.ascontiguousarray(pixels))
+
+    def refine(self, model, analysis, rate, effort: int, seed: int = 0, on_progress=None, **_):
+        if effort not in EFFORTS:
+            raise ValueError(f"effort {effort} is not a level of overfitted models (1..{max(EFFORTS)})")
+        return fit(analysis, rate, EFFORTS[effort], seed, on_progress)
+
+    def effort_settings(self, effort: int) -> dict:
+        p = EFFORTS.get(effort or DEFAULT_EFFORT)
+        return {"size": p.size, "iterations": p.iterations, "candidates": p.candidates, "warmup": p.warmup}
+
+    def encode(self, model, analysis, rate) -> Encoded:
+        return encode(model, analysis, rate)
+
+    def decode(self, model, container, rate):
+        return decode(model, container, rate)
+
+
+FAMILY = Overfit()

@@ -1,0 +1,113 @@
+"""The overfitted family's encoder: optimise latents and networks on one image (torch, CPU).
+
+    warm-up: a few random starts, the best one continues
+    main:    latents relaxed by additive uniform noise of one bin (Balle et al.), Adam with a
+             cosine learning rate, the best state (checked with hard rounding) kept
+             (soft rounding as in C3 / Cool-chic, with or without noise, measured worse here: the
+             relaxed rate of a soft-rounded latent ignores its fractional part, which the synthesis
+             still reads, so training paid no bits for information the file cannot carry)
+    final:   hard rounding (straight-through) at a low learning rate
+    cost:    lambda * MSE (8-bit units) + bits per pixel, the convention of codec.pipeline.refine
+
+Deterministic for a seed (one thread or several: the sums are in a fixed order on CPU).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from codec.models.overfit import OverfitConfig, OverfitModel
+
+
+@dataclass(frozen=True)
+class FitSchedule:
+    """How long and how an encode optimises (an effort preset is one of these and a decoder size)."""
+
+    iterations: int = 2000
+    candidates: int = 3  # random starts of the warm-up
+    warmup: int = 100  # iterations each start gets before the best is kept
+    lr: float = 1e-2  # networks
+    latent_lr: float = 1e-1  # latents (in quantization bins: they must grow well past one bin)
+    final_lr: float = 1e-4
+    hard: float = 0.1  # share of the iterations with hard rounding at the end
+    check_every: int = 50
+    bf16: bool = True  # bfloat16 autocast for the matrix products (rate and pixels stay float32)
+
+
+def straight_through(y: torch.Tensor) -> torch.Tensor:
+    return y + (torch.round(y) - y).detach()
+
+
+class Fit:
+    """One optimisation of an OverfitModel on pixels (H, W, 3) uint8 for lambda `lam`."""
+
+    def __init__(self, pixels: np.ndarray, config: OverfitConfig, lam: float, schedule: FitSchedule, seed: int = 0):
+        self.x = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).float() / 255.0
+        self.h, self.w = pixels.shape[:2]
+        self.config, self.lam, self.schedule, self.seed = config, lam, schedule, seed
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def cost(self, model: OverfitModel, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, bpp, mse in 8-bit units) of the canvas q (quantized or relaxed)."""
+        q = q * model.mask
+        bpp = model.rate_bits(q) / (self.h * self.w)
+        mse = torch.mean((model.image(q) - self.x) ** 2) * 255.0 ** 2
+        return self.lam * mse + bpp, bpp, mse
+
+    def relaxed(self, model: OverfitModel) -> torch.Tensor:
+        return model.canvas + torch.rand(model.canvas.shape, generator=self.generator) - 0.5
+
+    @torch.no_grad()
+    def hard_cost(self, model: OverfitModel) -> tuple[float, float, float]:
+        loss, bpp, mse = self.cost(model, torch.round(model.canvas))
+        return float(loss), float(bpp), float(mse)
+
+    def run(self, on_progress=None) -> OverfitModel:
+        s = self.schedule
+        starts = []
+        for c in range(max(1, s.candidates)):
+            model = OverfitModel(self.config, self.h, self.w, seed=self.seed * 1000 + c)
+            self._optimise(model, 0, min(s.warmup, s.iterations), s.iterations, None)
+            starts.append((self.hard_cost(model)[0], c, model))
+        model = min(starts, key=lambda t: t[:2])[2]
+        done = min(s.warmup, s.iterations)
+        return self._optimise(model, done, s.iterations, s.iterations, on_progress)
+
+    def _optimise(self, model: OverfitModel, first: int, last: int, total: int, on_progress) -> OverfitModel:
+        """Iterations first..last of a schedule of `total`; returns the best state seen (hard cost)."""
+        s = self.schedule
+        nets = [p for n, p in model.named_parameters() if n != "canvas"]
+        opt = getattr(model, "_opt", None) or torch.optim.Adam(
+            [{"params": [model.canvas], "scale": s.latent_lr / s.lr}, {"params": nets, "scale": 1.0}], lr=s.lr)
+        model._opt = opt
+        hard_from = int(total * (1 - s.hard))
+        best = (math.inf, None)
+        for i in range(first, last):
+            progress = i / max(1, hard_from)
+            if i < hard_from:
+                lr = s.final_lr + 0.5 * (s.lr - s.final_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+                q = self.relaxed(model)
+            else:
+                lr = s.final_lr
+                q = straight_through(model.canvas)
+            for group in opt.param_groups:
+                group["lr"] = lr * group["scale"]
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=s.bf16):
+                loss, bpp, mse = self.cost(model, q)
+            loss.backward()
+            opt.step()
+            if (i + 1) % s.check_every == 0 or i + 1 == last:
+                hard = self.hard_cost(model)
+                if hard[0] < best[0]:
+                    best = (hard[0], copy.deepcopy(model.state_dict()))
+                if on_progress:
+                    on_progress(i + 1, total, hard[1], 10 * math.log10(255.0 ** 2 / max(hard[2], 1e-10)))
+        if best[1] is not None and last == total:
+            model.load_state_dict(best[1])
+        return model

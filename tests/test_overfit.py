@@ -1,0 +1,239 @@
+"""The overfitted family: exact fixed point, the ARM's wavefront coding, the networks in the file, the
+encoder's fit, and decoding from the file alone (without torch)."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from codec import fixedpoint as fp
+from codec.container import read_container
+from codec.container.overfit import Nets, pack_nets, unpack_nets
+from codec.entropy import arm as arm_int
+from codec.entropy import networks
+from codec.errors import FormatError
+from codec.models import overfit as model_lib
+from codec.models.overfit_int import synthesize
+from codec.pipeline import overfit
+from codec.pipeline.image import decompress, load_model
+from codec.pipeline.overfit_fit import Fit, FitSchedule
+from tests.conftest import make_smooth_image
+
+TINY = overfit.Preset("small", 60, candidates=2, warmup=10)
+
+
+def random_arm(k: int, seed: int = 0, hidden: int = 2) -> arm_int.Arm:
+    rng = np.random.default_rng(seed)
+    layers = [fp.Layer(np.round(rng.normal(0, 20, (k, k))), np.round(rng.normal(0, 10, k)), 8, 8) for _ in range(hidden)]
+    return arm_int.Arm(layers, fp.Layer(np.round(rng.normal(0, 20, (2, k))), np.array([0.0, 300.0]), 8, 8))
+
+
+@pytest.fixture(scope="module")
+def coded():
+    """A tiny odd-sized image fitted and coded once: (pixels, analysis, encoded)."""
+    torch.manual_seed(0)
+    pixels = make_smooth_image(23, 37, seed=3)
+    rate = overfit.rate_for(quality=70)
+    a = overfit.fit(overfit.Analysis(pixels), rate, TINY, seed=1)
+    return pixels, a, overfit.encode(load_model("overfit"), a, rate)
+
+
+# --- exact arithmetic --------------------------------------------------------------------------
+
+
+def test_fixed_point_linear_is_the_exact_integer_result():
+    rng = np.random.default_rng(0)
+    x = np.round(rng.normal(0, 2 ** 20, (50, 24)))
+    w = np.round(rng.normal(0, 2 ** 12, (7, 24)))
+    b = np.round(rng.normal(0, 2 ** 6, 7))
+    got = fp.linear(x, w, b, frac=8, weight_shift=10, bias_shift=6)
+    xi, wi, bi = x.astype(object), w.astype(object), b.astype(object)
+    acc = xi.dot(wi.T) + bi * 2 ** (8 + 10 - 6)
+    want = np.array([[(int(v) + 2 ** 9) >> 10 for v in row] for row in acc], dtype=np.float64)  # floor(v/2^10 + 1/2)
+    assert np.array_equal(got, np.clip(want, -2.0 ** fp.ACT_BITS, 2.0 ** fp.ACT_BITS))
+
+
+def test_layer_refuses_weights_beyond_the_exact_bound():
+    with pytest.raises(ValueError):
+        fp.Layer(np.full((2, 2), 2.0 ** fp.WEIGHT_BITS), np.zeros(2), 8, 8)
+    with pytest.raises(ValueError):
+        fp.Layer(np.full((2, 2), 0.5), np.zeros(2), 8, 8)
+
+
+def test_scale_table_is_the_rounded_exponential():
+    want = [round(math.exp((arm_int.LOG_MIN + arm_int.LOG_STEP * k) / 256) * 2 ** 24) for k in range(64)]
+    assert list(arm_int.SCALE_INTS) == want
+
+
+def test_fixed_point_arm_matches_the_float_arm_within_its_rounding():
+    """The entropy parameters the coder sees (fixed point) against the float ARM with the same
+    quantized weights: means within 2^-6 and scale indexes within one step."""
+    torch.manual_seed(0)
+    k = 12
+    net = model_lib.Arm(k, 2)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.3)
+    shifts = model_lib.Shifts(arm=10, arm_bias=10)
+    hidden = [model_lib._layer(l.weight, l.bias, 10, 10) for l in net.hidden]
+    arm = arm_int.Arm(hidden, model_lib._layer(net.out.weight, net.out.bias, 10, 10))
+    with torch.no_grad():  # the float network with the same (quantized) weights
+        for layer, q in zip([*net.hidden, net.out], [*arm.hidden, arm.out]):
+            layer.weight.copy_(torch.from_numpy(q.weight / 2 ** shifts.arm))
+            layer.bias.copy_(torch.from_numpy(q.bias / 2 ** shifts.arm_bias))
+    ctx = np.random.default_rng(1).integers(-6, 7, (500, k)).astype(np.float64)
+    mean, index = arm.params(ctx)
+    with torch.no_grad():
+        mu, s = net(torch.from_numpy(ctx).float())
+    assert np.abs(mean - mu.numpy()).max() < 2 ** -6
+    float_index = np.clip(np.round((s.numpy() * 256 - arm_int.LOG_MIN) / arm_int.LOG_STEP), 0, 63)
+    assert np.abs(index - float_index).max() <= 1
+
+
+# --- coding ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", arm_int.CONTEXT_SIZES)
+def test_arm_round_trips_grids_of_odd_sizes(k):
+    rng = np.random.default_rng(k)
+    shapes = overfit.grid_shapes(29, 45, 4)
+    grids = [np.round(rng.laplace(0, 3, s)).astype(np.int32) for s in shapes]
+    grids[0][0, 0] = 700  # beyond the coder's range: escaped
+    arm = random_arm(k, seed=k)
+    data = arm_int.compress(grids, arm)
+    back = arm_int.decompress(data, shapes, arm)
+    assert all(np.array_equal(a, b) for a, b in zip(grids, back))
+    assert len({int(v) for g in grids for v in g.ravel()}) > 5  # non-trivial symbols
+    assert abs(8 * len(data) - arm_int.rate_bits(grids, arm)) < 0.02 * 8 * len(data) + 64
+
+
+def test_wavefronts_only_use_decoded_neighbours():
+    """Every context offset of a latent lies in an earlier wavefront: decoding in the schedule's
+    order cannot read a latent before it is decoded (the test fails with a slope one too small)."""
+    for k in arm_int.CONTEXT_SIZES:
+        offsets = arm_int.context_offsets(k)
+        slope = arm_int.wavefront_slope(offsets)
+        assert all(dx + slope * dy < 0 for dy, dx in offsets)
+        assert not all(dx + (slope - 1) * dy < 0 for dy, dx in offsets)
+
+
+def test_networks_round_trip():
+    rng = np.random.default_rng(0)
+    tensors = [np.round(rng.normal(0, s, shape)) for s, shape in ((30, (12, 12)), (2, (12,)), (900, (3, 3, 3, 3)))]
+    indexes, data = networks.compress(tensors)
+    back = networks.decompress(data, [t.shape for t in tensors], indexes)
+    assert all(np.array_equal(a, b) for a, b in zip(tensors, back))
+    assert indexes[0] != indexes[2]  # each tensor gets its own scale
+
+
+def test_nets_chunk_round_trips_and_refuses_bad_fields():
+    nets = Nets(5, 12, 2, 4, 2, (32,), (9, 8, 8, 10, 7), tuple(range(len(Nets(5, 12, 2, 4, 2, (32,), (9, 8, 8, 10, 7), (), b"").tensor_shapes()))), b"\x01\x02\x03\x04")
+    assert unpack_nets(pack_nets(nets)) == nets
+    data = bytearray(pack_nets(nets))
+    for at, value in ((0, 9), (1, 7), (3, 1), (6, 0), (7, 16)):
+        bad = bytearray(data)
+        bad[at] = value
+        with pytest.raises(FormatError):
+            unpack_nets(bytes(bad))
+    with pytest.raises(FormatError):
+        unpack_nets(bytes(data[:-1]))
+
+
+# --- the family: encode, decode --------------------------------------------------------------
+
+
+def test_decoder_reproduces_the_encoder_reconstruction(coded):
+    pixels, a, enc = coded
+    container = read_container(enc.data)
+    chunk = unpack_nets(container.get(b"NETS"))
+    nets = model_lib.quantized(a.fitted, model_lib.Shifts(*chunk.shifts))
+    want = synthesize(nets, model_lib.latent_grids(a.fitted))
+    got = decompress(enc.data)
+    assert np.array_equal(got.pixels, want)
+    assert got.pixels.shape == pixels.shape
+    assert np.array_equal(got.y_sym, enc.y_sym) and len(np.unique(enc.y_sym)) > 2
+    psnr = 10 * np.log10(255 ** 2 / np.mean((got.pixels.astype(float) - pixels) ** 2))
+    assert psnr > 20
+
+
+def test_decoding_needs_neither_torch_nor_weights(coded, tmp_path):
+    _, _, enc = coded
+    path = tmp_path / "x.bin"
+    path.write_bytes(enc.data)
+    code = (
+        "import sys, builtins, hashlib\n"
+        "real = builtins.__import__\n"
+        "def guard(name, *a, **k):\n"
+        "    if name.split('.')[0] == 'torch': raise ImportError('torch is blocked')\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = guard\n"
+        "from codec.pipeline.image import decompress\n"
+        f"print(hashlib.sha256(decompress(open({str(path)!r}, 'rb').read()).pixels.tobytes()).hexdigest())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={"CODEC_WEIGHTS": str(tmp_path / "none"), "PATH": "", "PYTHONPATH": ":".join(sys.path)})
+    assert out.returncode == 0, out.stderr
+    import hashlib
+
+    assert out.stdout.strip() == hashlib.sha256(decompress(enc.data).pixels.tobytes()).hexdigest()
+
+
+def test_fit_is_deterministic_for_a_seed(coded):
+    pixels, a, enc = coded
+    rate = overfit.rate_for(quality=70)
+    again = overfit.encode(load_model("overfit"), overfit.fit(overfit.Analysis(pixels), rate, TINY, seed=1), rate)
+    assert again.data == enc.data
+
+
+def test_loss_falls_over_iterations():
+    pixels = make_smooth_image(16, 24, seed=5)
+    costs = []
+    lam = 0.02
+    fit = Fit(pixels, model_lib.PRESETS["small"], lam, FitSchedule(iterations=120, candidates=1, warmup=0, check_every=20))
+    fit.run(on_progress=lambda i, n, bpp, psnr: costs.append(lam * 255 ** 2 * 10 ** (-psnr / 10) + bpp))
+    assert costs[-1] < 0.85 * costs[0]
+
+
+def test_corrupt_network_section_is_a_format_error(coded):
+    _, _, enc = coded
+    container = read_container(enc.data)
+    chunk = unpack_nets(container.get(b"NETS"))
+    from codec.container import NETS, OVERFIT_VERSION, YSTR, write_container
+
+    def rewrite(payload: bytes) -> bytes:  # a NETS chunk with a valid CRC
+        return write_container(container.header, [(NETS, payload), (YSTR, container.get(YSTR))], version=OVERFIT_VERSION)
+
+    assert decompress(rewrite(pack_nets(chunk))).pixels.shape == (23, 37, 3)
+    nets_at = enc.data.index(b"NETS")
+    flipped = bytearray(enc.data)
+    flipped[nets_at + 12] ^= 0x10
+    payload = bytearray(pack_nets(chunk))
+    payload[6 + len(chunk.widths)] = 16  # the ARM's shift beyond 15
+    longer = pack_nets(chunk) + b"\0"  # the stream length no longer adds up
+    for bad in (enc.data[: nets_at + 40], bytes(flipped), rewrite(bytes(payload)), rewrite(longer)):
+        with pytest.raises(FormatError):
+            decompress(bad)
+
+
+def test_shifted_views_and_conv_match_the_plain_torch_ops():
+    """The encoder's hand-written pieces (in-place gradient of the ARM's windows, 3x3 layers as a
+    matrix product) against torch's own ops, values and gradients."""
+    torch.manual_seed(0)
+    x = torch.randn(9, 11, dtype=torch.float64, requires_grad=True)
+    starts = [(0, 1), (2, 0), (1, 2), (2, 2)]
+    got = model_lib.ShiftedViews.apply(x, starts, (7, 8))
+    want = torch.stack([x[r:r + 7, c:c + 8] for r, c in starts], -1)
+    g = torch.randn_like(want)
+    (gx,) = torch.autograd.grad((got * g).sum(), x)
+    (wx,) = torch.autograd.grad((want * g).sum(), x)
+    assert torch.equal(got, want) and torch.allclose(gx, wx)
+    img = torch.randn(3, 6, 7, dtype=torch.float64)
+    w, b = torch.randn(3, 3, 3, 3, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    ref = torch.nn.functional.conv2d(torch.nn.functional.pad(img[None], (1, 1, 1, 1), mode="replicate"), w, b)[0]
+    assert torch.allclose(model_lib.conv3x3(img, w, b).double(), ref.float().double(), atol=1e-5)
