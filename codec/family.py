@@ -66,6 +66,7 @@ class Family:
     name: ClassVar[str] = ""
     kind: ClassVar[str] = "image"  # "image" or "video": which pipeline codes with it
     efforts: ClassVar[tuple[int, ...]] = (0,)  # effort levels the encoder offers
+    size_search: ClassVar[bool] = True  # whether `--target-size` may search the rate by re-encoding
 
     # --- weights ---------------------------------------------------------------------------
 

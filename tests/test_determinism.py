@@ -82,3 +82,14 @@ def test_decoding_in_separate_processes_gives_the_same_symbols_and_pixels_for_an
     assert rows[0]["pixels"] == rows[1]["pixels"]  # 1 and 2 threads: identical pixels
     kernels = np.abs(np.load(tmp_path / "2_default.npy").astype(int) - np.load(tmp_path / "2_avx2.npy").astype(int))
     assert kernels.max() <= 1
+
+
+def test_overfitted_file_decodes_identically_under_every_thread_count_and_kernel_set(tmp_path):
+    """The overfitted family's decoder is exact integer arithmetic: the golden file gives the same
+    symbols and the same pixels (not merely within a level) with 1, 2 or 8 threads and other
+    kernels (OMP_NUM_THREADS also sets numpy's BLAS threads)."""
+    path = REPO / "tests" / "golden" / "overfit_coffee_128x96.bin"
+    settings = ((1, "default"), (2, "default"), (8, "avx2"))
+    rows = [run_probe(path, tmp_path / f"{t}_{cap}.npy", t, cap, "best") for t, cap in settings]
+    assert len({r["symbols"] for r in rows}) == 1
+    assert len({r["pixels"] for r in rows}) == 1

@@ -237,3 +237,21 @@ def test_shifted_views_and_conv_match_the_plain_torch_ops():
     w, b = torch.randn(3, 3, 3, 3, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
     ref = torch.nn.functional.conv2d(torch.nn.functional.pad(img[None], (1, 1, 1, 1), mode="replicate"), w, b)[0]
     assert torch.allclose(model_lib.conv3x3(img, w, b).double(), ref.float().double(), atol=1e-5)
+
+
+def test_cli_encodes_with_the_overfitted_model_and_decodes_the_file(tmp_path):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from cli.app import make_app
+
+    src = tmp_path / "small.png"
+    Image.fromarray(make_smooth_image(20, 28, seed=2)).save(src)
+    r = CliRunner().invoke(make_app(), ["encode", str(src), "--model", "overfit", "-q", "70", "-o", str(tmp_path / "a.bin")])
+    assert r.exit_code == 0, r.stderr
+    r = CliRunner().invoke(make_app(), ["decode", str(tmp_path / "a.bin"), "-o", str(tmp_path / "a.png")])
+    assert r.exit_code == 0, r.stderr
+    assert np.asarray(Image.open(tmp_path / "a.png")).shape == (20, 28, 3)
+    r = CliRunner().invoke(make_app(), ["encode", str(src), "--model", "overfit", "--target-size", "300",
+                                        "-o", str(tmp_path / "b.bin")])
+    assert r.exit_code == 4 and "target-size" in r.stderr and not (tmp_path / "b.bin").exists()

@@ -45,6 +45,8 @@ def test_golden_bitstream_decodes_to_the_committed_pixels(name):
 def test_golden_source_reencodes_to_the_same_symbols(name):
     """Encoder drift guard: the golden source crop gives the golden symbols again."""
     info = json.loads((GOLDEN / name).read_text())
+    if not info.get("reencode", True):
+        pytest.skip("a fitted (overfitted) file: only its decoding is golden")
     pixels = read_image(REPO / "assets" / "coffee.png").pixels[150:246, 200:328]
     assert hashlib.sha256(pixels.tobytes()).hexdigest() == info["source_pixels_sha256"]
     model = load_model(info["model_id"])

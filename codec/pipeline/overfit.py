@@ -54,6 +54,9 @@ EFFORTS = {
     4: Preset("large", 16000),
 }
 DEFAULT_EFFORT = 1
+REVISION = 1
+"""The encoder's revision: part of `effort_settings`, so evaluation caches never mix files of an
+older optimisation with a newer one (raise it with every change to the fit or the shift search)."""
 
 
 def _tables_hash() -> str:
@@ -237,6 +240,7 @@ class Overfit(Family):
     name = "overfit"
     kind = "image"
     efforts = (0, *EFFORTS)
+    size_search = False  # every rate is a new fit: a search would take hours
 
     def builtin(self, model_id: str) -> OverfitLoaded:
         return OverfitLoaded(model_id=MODEL_ID, sha256=_tables_hash())
@@ -257,7 +261,8 @@ class Overfit(Family):
 
     def effort_settings(self, effort: int) -> dict:
         p = EFFORTS.get(effort or DEFAULT_EFFORT)
-        return {"size": p.size, "iterations": p.iterations, "candidates": p.candidates, "warmup": p.warmup}
+        return {"size": p.size, "iterations": p.iterations, "candidates": p.candidates, "warmup": p.warmup,
+                "revision": REVISION}
 
     def encode(self, model, analysis, rate) -> Encoded:
         return encode(model, analysis, rate)
