@@ -1,0 +1,122 @@
+"""Speed of the overfitted family's encoder: seconds per optimisation step (forward, backward, Adam)
+on a Kodak-sized image, float32 (the baseline, run first in the same process) against bfloat16
+autocast, per decoder size; and the decode time of one file in a fresh process against the
+hyperprior's and Pillow's AVIF / WebP decoders (start-up included).
+
+    python scripts/bench_overfit.py [--image PATH] [--sizes small,medium,large] [--steps 5] [--threads 2]
+                                    [--decode FILE_OF_THE_SAME_IMAGE]
+
+Prints a markdown table (machine stated); results/overfit/speed.md holds the committed run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def step_seconds(pixels, size: str, bf16: bool, steps: int) -> float:
+    import torch
+
+    from codec.models.overfit import PRESETS, OverfitModel
+    from codec.pipeline.overfit_fit import Fit, FitSchedule
+
+    h, w = pixels.shape[:2]
+    fit = Fit(pixels, PRESETS[size], 0.0067, FitSchedule(bf16=bf16))
+    model = OverfitModel(PRESETS[size], h, w)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss, _, _ = fit.cost(model, fit.relaxed(model))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    step()  # warm-up (allocations)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - t0) / steps
+
+
+def decode_seconds(data: bytes, runs: int = 3) -> float:
+    """Wall time of `codec decode` in a fresh process (start-up and imports included), best of runs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "x.bin", Path(tmp) / "x.png"
+        src.write_bytes(data)
+        best = float("inf")
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            subprocess.run([str(Path(sys.executable).with_name("codec")), "decode", str(src), "-o", str(out), "--force"],
+                           check=True, capture_output=True, cwd=REPO)
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def pillow_decode_seconds(data: bytes, runs: int = 3) -> float:
+    code = "import io,sys; from PIL import Image; Image.open(io.BytesIO(sys.stdin.buffer.read())).convert('RGB').load()"
+    best = float("inf")
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], input=data, check=True, capture_output=True)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--image", default=str(REPO.parent / "shared" / "data" / "kodak" / "kodim19.png"))
+    p.add_argument("--sizes", default="small,medium,large")
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--decode", default="", help="an overfitted file of --image: its decode time against the hyperprior's file of the same image")
+    a = p.parse_args()
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    torch.set_num_threads(a.threads)
+    pixels = np.array(Image.open(a.image).convert("RGB"))
+    if pixels.shape[0] > pixels.shape[1]:
+        pixels = pixels.transpose(1, 0, 2).copy()
+    h, w = pixels.shape[:2]
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{a.threads} threads; image {Path(a.image).name} {w}x{h}; {a.steps} steps after one warm-up\n")
+    print("| size | MAC/px | float32 s/step | bfloat16 s/step | speed-up |")
+    print("|---|---:|---:|---:|---:|")
+    from codec.models.overfit import PRESETS, grid_count
+
+    for size in a.sizes.split(","):
+        f32 = step_seconds(pixels, size, False, a.steps)
+        b16 = step_seconds(pixels, size, True, a.steps)
+        macs = PRESETS[size].macs_per_pixel(grid_count(h, w))
+        print(f"| {size} | {macs:.0f} | {f32:.3f} | {b16:.3f} | {f32 / b16:.2f}x |")
+    if a.decode:
+        data = Path(a.decode).read_bytes()
+        buf = {}
+        for fmt in ("AVIF", "WEBP"):
+            b = io.BytesIO()
+            Image.fromarray(pixels).save(b, fmt, quality=50)
+            buf[fmt] = b.getvalue()
+        from codec.pipeline.image import compress, load_model
+
+        hp = compress(load_model(None), pixels).data
+        ours, base = decode_seconds(data), decode_seconds(hp)
+        print(f"\ndecode in a fresh process (best of 3): overfitted {ours:.2f} s, hyperprior {base:.2f} s "
+              f"({ours / base:.2f}x), Pillow AVIF {pillow_decode_seconds(buf['AVIF']):.2f} s, "
+              f"Pillow WebP {pillow_decode_seconds(buf['WEBP']):.2f} s")
+
+
+if __name__ == "__main__":
+    main()
