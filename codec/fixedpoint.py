@@ -27,6 +27,7 @@ ACT_BITS = 30
 MAX_FAN_IN = 128
 """Inputs of one output (a 3x3 convolution of 14 channels has 126)."""
 EXACT = 2.0 ** 52
+_LIMIT = 2.0 ** ACT_BITS
 assert WEIGHT_BITS + ACT_BITS + int(np.log2(MAX_FAN_IN)) <= 52
 
 
@@ -40,9 +41,11 @@ def quantize(values: np.ndarray, shift: int) -> np.ndarray:
 def rescale(acc: np.ndarray, shift: int) -> np.ndarray:
     """acc (F + shift fractional bits) -> F fractional bits, rounded to nearest (ties up), clipped."""
     if shift:
-        acc = np.floor(acc * 2.0 ** -shift + 0.5)
-    limit = 2.0 ** ACT_BITS
-    return np.clip(acc, -limit, limit, out=acc)
+        acc *= 2.0 ** -shift  # in place: the decoder calls this thousands of times a file
+        acc += 0.5
+        np.floor(acc, out=acc)
+    np.minimum(acc, _LIMIT, out=acc)
+    return np.maximum(acc, -_LIMIT, out=acc)
 
 
 def align_bias(bias: np.ndarray, frac: int, weight_shift: int, bias_shift: int) -> np.ndarray:
@@ -62,6 +65,12 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, frac: int, weigh
         raise ValueError(f"a layer of {weight.shape[1]} inputs exceeds the exact bound ({MAX_FAN_IN})")
     acc = x @ weight.T
     acc += align_bias(bias, frac, weight_shift, bias_shift)
+    return rescale(acc, weight_shift)
+
+
+def _linear_prepared(x: np.ndarray, weight_t: np.ndarray, bias: np.ndarray, weight_shift: int) -> np.ndarray:
+    acc = x @ weight_t
+    acc += bias
     return rescale(acc, weight_shift)
 
 
@@ -132,7 +141,7 @@ class Layer:
     bits, integer bias (O,) with `bias_shift` bits. Checked on construction against the exact
     bounds (a file cannot make the arithmetic inexact)."""
 
-    __slots__ = ("weight", "bias", "weight_shift", "bias_shift")
+    __slots__ = ("weight", "bias", "weight_shift", "bias_shift", "_prepared")
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray, weight_shift: int, bias_shift: int):
         weight, bias = np.asarray(weight, np.float64), np.asarray(bias, np.float64)
@@ -144,9 +153,17 @@ class Layer:
             raise ValueError(f"bias shape {bias.shape} does not fit weight shape {weight.shape}")
         self.weight, self.bias = weight, bias
         self.weight_shift, self.bias_shift = int(weight_shift), int(bias_shift)
+        self._prepared: dict = {}
 
     def linear(self, x: np.ndarray, frac: int) -> np.ndarray:
-        return linear(x, self.weight, self.bias, frac, self.weight_shift, self.bias_shift)
+        """As `linear`, with the transposed weight and the aligned bias prepared once per `frac`."""
+        if frac not in self._prepared:
+            if self.weight.shape[1] > MAX_FAN_IN:
+                raise ValueError(f"a layer of {self.weight.shape[1]} inputs exceeds the exact bound ({MAX_FAN_IN})")
+            self._prepared[frac] = (np.ascontiguousarray(self.weight.T),
+                                    align_bias(self.bias, frac, self.weight_shift, self.bias_shift))
+        weight_t, bias = self._prepared[frac]
+        return _linear_prepared(x, weight_t, bias, self.weight_shift)
 
     def conv3x3(self, x: np.ndarray, frac: int) -> np.ndarray:
         return conv3x3(x, self.weight, self.bias, frac, self.weight_shift, self.bias_shift)

@@ -54,7 +54,7 @@ EFFORTS = {
     4: Preset("large", 16000),
 }
 DEFAULT_EFFORT = 1
-REVISION = 1
+REVISION = 2
 """The encoder's revision: part of `effort_settings`, so evaluation caches never mix files of an
 older optimisation with a newer one (raise it with every change to the fit or the shift search)."""
 
@@ -121,34 +121,43 @@ def fit(a: Analysis, rate: OverfitRate, preset: Preset, seed: int = 0, on_progre
     return replace(a, fitted=model, fitted_for=(rate.lam, preset, seed), seconds=a.seconds + time.perf_counter() - t0)
 
 
-SHIFT_RANGE = range(4, 15)
+SHIFT_REACH = 3  # the search tries each shift within +-3 of the current one
 
 
 def choose_shifts(model, pixels: np.ndarray, lam: float):
     """The quantization shifts of the networks by the coded cost lambda * MSE + bpp, one field at a
-    time (ARM fields change only the latents' and networks' bits, the others only the pixels and
-    the networks' bits), twice over."""
+    time from 8 (each within +-SHIFT_REACH of the current value, two passes). The ARM's shifts
+    change only the latents' bits and the synthesis's only the pixels, so each part is computed
+    once per value of its own shifts (memoised)."""
     from codec.models.overfit import Shifts, latent_grids, quantized
     from codec.models.overfit_int import synthesize
 
     grids = latent_grids(model)
     n_pixels = pixels.shape[0] * pixels.shape[1]
     ref = pixels.astype(np.float64)
+    memo: dict = {}
 
-    def cost(shifts) -> float:
+    def part(key, compute):
+        if key not in memo:
+            memo[key] = compute()
+        return memo[key]
+
+    def cost(sh) -> float:
         try:
-            nets = quantized(model, shifts)
+            nets = quantized(model, sh)
         except ValueError:  # weights beyond the integer range at this shift
             return math.inf
-        bits = 8 * len(networks.compress(_tensors(nets))[1]) + arm_int.rate_bits(grids, nets.arm)
-        mse = float(np.mean((synthesize(nets, grids).astype(np.float64) - ref) ** 2))
-        return lam * mse + bits / n_pixels
+        latents = part(("arm", sh.arm, sh.arm_bias), lambda: arm_int.rate_bits(grids, nets.arm))
+        mse = part(("syn", sh.taps, sh.synthesis, sh.synthesis_bias),
+                   lambda: float(np.mean((synthesize(nets, grids).astype(np.float64) - ref) ** 2)))
+        return lam * mse + (latents + 8 * len(networks.compress(_tensors(nets))[1])) / n_pixels
 
     shifts = Shifts(8, 8, 8, 8, 8)
     best = cost(shifts)
     for _ in range(2):
         for name in ("arm", "arm_bias", "taps", "synthesis", "synthesis_bias"):
-            for v in SHIFT_RANGE:
+            now = getattr(shifts, name)
+            for v in range(max(0, now - SHIFT_REACH), min(15, now + SHIFT_REACH) + 1):
                 trial = replace(shifts, **{name: v})
                 if trial.arm_bias > arm_int.FRAC + trial.arm or trial.synthesis_bias > 12 + trial.synthesis:
                     continue
