@@ -21,8 +21,8 @@ MAX_INPUT_BYTES = 1 << 30
 EFFORT_HELP = (
     "Encode time spent on this image; any decoder reads the file. Measured on 8 Kodak photos (768x512) on 2 "
     "cores, default model: 0 = one pass, 0.3 s; 1 = 60 steps of stochastic Gumbel annealing of the latents, "
-    "36 s, 6.6% fewer bits at equal PSNR; 2 = 400 steps, 95 s, 14.2% fewer bits; 3 = 1500 steps, about 5 min "
-    "(17.2% fewer bits on the 6 photos measured so far). Hyperprior and M2T models (M2T: effort 1 gave 7% "
+    "36 s, 6.6% fewer bits at equal PSNR; 2 = 400 steps, 95 s, 14.2% fewer bits; 3 = 1500 steps, about 5 min, "
+    "17.3% fewer bits (2.5% fewer than AVIF). Hyperprior and M2T models (M2T: effort 1 gave 7% "
     "fewer bits on 2 photos, each step slower by the transformer pass). Combines with --target-size/--target-bpp "
     "(within 5% under the budget)."
 )
