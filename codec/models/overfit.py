@@ -60,7 +60,7 @@ class OverfitConfig:
 PRESETS = {
     "small": OverfitConfig(arm_context=6, arm_hidden=2, widths=(16,)),
     "medium": OverfitConfig(arm_context=12, arm_hidden=2, widths=(32,)),
-    "large": OverfitConfig(arm_context=24, arm_hidden=2, widths=(48, 24)),
+    "large": OverfitConfig(arm_context=24, arm_hidden=1, widths=(48, 16)),
 }
 
 

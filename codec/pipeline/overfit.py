@@ -47,11 +47,10 @@ class Preset:
     warmup: int = 100
 
 
-EFFORTS = {
+EFFORTS = {  # first presets, not yet tuned (issue 15): effort 0 is effort 1
     1: Preset("small", 1000),
-    2: Preset("medium", 3000),
-    3: Preset("medium", 8000),
-    4: Preset("large", 16000),
+    2: Preset("medium", 4000),
+    3: Preset("large", 12000),
 }
 DEFAULT_EFFORT = 1
 REVISION = 2
