@@ -152,8 +152,11 @@ def _encode_image(loaded, src: str, dst: str, *, out: Output, rate: ImageRate, f
         out.warn(note)
     h, w = image.pixels.shape[:2]
     budget = rate.budget(h, w)
+    from codec.registry import family_of
+
     try:
-        with refine_progress(out, src) if rate.effort else contextlib.nullcontext() as on_progress:
+        long_encode = rate.effort or family_of(loaded).default_effort
+        with refine_progress(out, src) if long_encode else contextlib.nullcontext() as on_progress:
             if budget is not None:
                 enc, fits = compress_to_size(loaded, image.pixels, budget, rate.effort, on_progress)
                 if not fits:

@@ -67,6 +67,7 @@ class Family:
     kind: ClassVar[str] = "image"  # "image" or "video": which pipeline codes with it
     efforts: ClassVar[tuple[int, ...]] = (0,)  # effort levels the encoder offers
     size_search: ClassVar[bool] = True  # whether `--target-size` may search the rate by re-encoding
+    default_effort: ClassVar[int] = 0  # the effort an encode at effort 0 runs (fitted families: their first level)
 
     # --- weights ---------------------------------------------------------------------------
 

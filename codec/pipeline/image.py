@@ -55,6 +55,7 @@ def compress(model: Loaded, pixels: np.ndarray, step: float = 1.0, quality: floa
     family = family_of(model)
     rate = rate_for(model, quality=quality, step=step)
     analysis = family.analyse(model, pixels)
+    effort = effort or family.default_effort
     if effort:
         analysis = family.refine(model, analysis, rate, effort, on_progress=on_progress)
     return replace(family.encode(model, analysis, rate), seconds=time.perf_counter() - t0)

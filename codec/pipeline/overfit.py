@@ -249,6 +249,7 @@ class Overfit(Family):
     kind = "image"
     efforts = (0, *EFFORTS)
     size_search = False  # every rate is a new fit: a search would take hours
+    default_effort = DEFAULT_EFFORT  # there is no one-pass encode: effort 0 is the first level
 
     def builtin(self, model_id: str) -> OverfitLoaded:
         return OverfitLoaded(model_id=MODEL_ID, sha256=_tables_hash())
