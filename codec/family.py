@@ -66,7 +66,6 @@ class Family:
     name: ClassVar[str] = ""
     kind: ClassVar[str] = "image"  # "image" or "video": which pipeline codes with it
     efforts: ClassVar[tuple[int, ...]] = (0,)  # effort levels the encoder offers
-    size_search: ClassVar[bool] = True  # whether `--target-size` may search the rate by re-encoding
     default_effort: ClassVar[int] = 0  # the effort an encode at effort 0 runs (fitted families: their first level)
 
     # --- weights ---------------------------------------------------------------------------
@@ -109,6 +108,11 @@ class Family:
         if effort:
             raise ValueError(f"effort levels are not available for {self.name} models; use effort 0")
         return analysis
+
+    def compress_to_size(self, model: Loaded, pixels: np.ndarray, max_bytes: int, effort: int, on_progress=None):
+        """(Encoded, fits) of a family with its own way to meet a size; None: the pipeline's search
+        over the rate, which re-encodes a shared analysis."""
+        return None
 
     def effort_settings(self, effort: int) -> dict:
         """What an effort level does (its schedule), for evaluation records and caches."""

@@ -252,6 +252,20 @@ def test_cli_encodes_with_the_overfitted_model_and_decodes_the_file(tmp_path):
     r = CliRunner().invoke(make_app(), ["decode", str(tmp_path / "a.bin"), "-o", str(tmp_path / "a.png")])
     assert r.exit_code == 0, r.stderr
     assert np.asarray(Image.open(tmp_path / "a.png")).shape == (20, 28, 3)
-    r = CliRunner().invoke(make_app(), ["encode", str(src), "--model", "overfit", "--target-size", "300",
-                                        "-o", str(tmp_path / "b.bin")])
-    assert r.exit_code == 4 and "target-size" in r.stderr and not (tmp_path / "b.bin").exists()
+
+
+def test_target_size_refits_from_the_previous_model_and_never_exceeds_the_budget(monkeypatch):
+    from codec.pipeline.image import compress_to_size
+
+    monkeypatch.setitem(overfit.EFFORTS, 1, replace(TINY, iterations=200))
+    pixels = make_smooth_image(40, 48, seed=4)
+    model = load_model("overfit")
+    first = overfit.encode(model, overfit.fit(overfit.Analysis(pixels), overfit.rate_for(60), overfit.EFFORTS[1]),
+                           overfit.rate_for(60))
+    budget = int(len(first.data) * 0.9)
+    enc, fits = compress_to_size(model, pixels, budget)
+    assert fits and len(enc.data) <= budget
+    assert read_container(enc.data).header.quality < first.header.quality  # a lower quality was fitted
+    assert decompress(enc.data).pixels.shape == pixels.shape
+    small, fits = compress_to_size(model, pixels, 40)  # below any file: the smallest one, not fitting
+    assert not fits and len(small.data) > 40

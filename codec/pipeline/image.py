@@ -76,9 +76,10 @@ def compress_to_size(model: Loaded, pixels: np.ndarray, max_bytes: int, effort: 
     t0 = time.perf_counter()
     model = load_model(model)
     family = family_of(model)
-    if not family.size_search:
-        raise UnsupportedError(f"--target-size is not available for {family.name} models yet: each rate is a new "
-                               "optimisation; choose a quality instead")
+    own = family.compress_to_size(model, pixels, max_bytes, effort, on_progress)
+    if own is not None:
+        enc, fits = own
+        return replace(enc, seconds=time.perf_counter() - t0), fits
     analysis = family.analyse(model, pixels)
 
     def search_for(budget: int):

@@ -166,6 +166,50 @@ def choose_shifts(model, pixels: np.ndarray, lam: float):
     return shifts
 
 
+TARGET_SLACK = 0.05  # a file within 5% under the budget is done
+TARGET_REFITS = 3  # warm-started refits after the first fit, at most
+RATE_EXPONENT = 0.4  # bytes ~ lambda^0.4 (the first step's guess; later steps use the secant)
+
+
+def fit_to_size(model: OverfitLoaded, a: Analysis, max_bytes: int, effort: int, seed: int = 0,
+                on_progress=None) -> tuple[Encoded, bool]:
+    """The largest file of at most `max_bytes`: one fit at quality 60, then up to TARGET_REFITS
+    refits, each warm-started from the previous model for a quarter of the preset's iterations at
+    the quality the size model predicts (bytes ~ lambda^RATE_EXPONENT, then the secant through the
+    last two sizes in log space); stops once a file lands within TARGET_SLACK under the budget.
+    Costs one fit plus at most 3/4 of one. (smallest file, False) when none fits."""
+    from codec.models.overfit import PRESETS
+    from codec.pipeline.overfit_fit import Fit, FitSchedule
+
+    preset = EFFORTS[effort]
+    target = max_bytes * (1 - TARGET_SLACK / 2)
+    q = DEFAULT_QUALITY
+    fitted = fit(a, rate_for(q), preset, seed, on_progress)
+    tried = [(q, encode(model, fitted, rate_for(q)))]
+    for _ in range(TARGET_REFITS):
+        size = len(tried[-1][1].data)
+        if (1 - TARGET_SLACK) * max_bytes <= size <= max_bytes:
+            break
+        if len(tried) > 1 and len(tried[-2][1].data) != size:
+            (q0, e0), (q1, _) = tried[-2], tried[-1]
+            slope = (math.log2(size) - math.log2(len(e0.data))) / (q1 - q0) if q1 != q0 else RATE_EXPONENT / 10
+            step = math.log2(target / size) / slope if slope > 0 else 10 * math.log2(target / size) / RATE_EXPONENT
+        else:
+            step = 10 * math.log2(target / size) / RATE_EXPONENT
+        q_next = min(100.0, max(0.0, tried[-1][0] + step))
+        if q_next == tried[-1][0]:
+            break
+        rate = rate_for(round(q_next, 2))
+        schedule = FitSchedule(iterations=max(1, preset.iterations // 4), candidates=1, warmup=0)
+        model_next = Fit(a.pixels, PRESETS[preset.size], rate.lam, schedule, seed).resume(fitted.fitted, on_progress)
+        fitted = replace(fitted, fitted=model_next, fitted_for=(rate.lam, preset, seed))
+        tried.append((rate.quality, encode(model, fitted, rate)))
+    fitting = [e for _, e in tried if len(e.data) <= max_bytes]
+    if fitting:
+        return max(fitting, key=lambda e: len(e.data)), True
+    return min((e for _, e in tried), key=lambda e: len(e.data)), False
+
+
 def _tensors(nets) -> list[np.ndarray]:
     out = []
     for layer in [*nets.arm.hidden, nets.arm.out]:
@@ -248,7 +292,6 @@ class Overfit(Family):
     name = "overfit"
     kind = "image"
     efforts = (0, *EFFORTS)
-    size_search = False  # every rate is a new fit: a search would take hours
     default_effort = DEFAULT_EFFORT  # there is no one-pass encode: effort 0 is the first level
 
     def builtin(self, model_id: str) -> OverfitLoaded:
@@ -267,6 +310,10 @@ class Overfit(Family):
         if effort not in EFFORTS:
             raise ValueError(f"effort {effort} is not a level of overfitted models (1..{max(EFFORTS)})")
         return fit(analysis, rate, EFFORTS[effort], seed, on_progress)
+
+    def compress_to_size(self, model, pixels, max_bytes, effort, on_progress=None):
+        return fit_to_size(model, Analysis(np.ascontiguousarray(pixels)), max_bytes, effort or DEFAULT_EFFORT,
+                           on_progress=on_progress)
 
     def effort_settings(self, effort: int) -> dict:
         p = EFFORTS.get(effort or DEFAULT_EFFORT)

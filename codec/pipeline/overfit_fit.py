@@ -78,6 +78,13 @@ class Fit:
         done = min(s.warmup, s.iterations)
         return self._optimise(model, done, s.iterations, s.iterations, on_progress)
 
+    def resume(self, start: OverfitModel, on_progress=None) -> OverfitModel:
+        """A copy of a fitted model optimised further at this Fit's lambda (a warm start for another
+        rate): the schedule's iterations without the warm-up; `start` is left as it was."""
+        model = copy.deepcopy(start)
+        model._opt = None
+        return self._optimise(model, 0, self.schedule.iterations, self.schedule.iterations, on_progress)
+
     def _optimise(self, model: OverfitModel, first: int, last: int, total: int, on_progress) -> OverfitModel:
         """Iterations first..last of a schedule of `total`; returns the best state seen (hard cost)."""
         s = self.schedule
