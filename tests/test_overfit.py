@@ -123,6 +123,32 @@ def test_wavefronts_only_use_decoded_neighbours():
         assert not all(dx + (slope - 1) * dy < 0 for dy, dx in offsets)
 
 
+def test_tiles_round_trip_and_the_encoder_rate_sees_the_same_tile_borders():
+    """Tiled coding (independent squares) round-trips, and the float model's rate with its tile mask
+    matches the fixed-point ARM's on the same tiles, not on whole grids."""
+    torch.manual_seed(0)
+    config = replace(model_lib.PRESETS["medium"], tile=8)
+    m = model_lib.OverfitModel(config, 37, 53, seed=1)
+    with torch.no_grad():
+        m.canvas.normal_(0, 3)
+        for p in m.arm.parameters():
+            p.normal_(0, 0.2)
+        q = torch.round(m.canvas) * m.mask
+        float_bits = float(m.rate_bits(q))
+    nets = model_lib.quantized(m, model_lib.Shifts(12, 12, 12, 12, 12))
+    grids = model_lib.latent_grids(m)
+    tiled, whole = arm_int.rate_bits(grids, nets.arm, 8), arm_int.rate_bits(grids, nets.arm, 0)
+    assert abs(float_bits - tiled) < 0.005 * tiled and abs(float_bits - whole) > 0.01 * whole
+    data = arm_int.compress(grids, nets.arm, 8)
+    back = arm_int.decompress(data, [g.shape for g in grids], nets.arm, 8)
+    assert all(np.array_equal(a, b) for a, b in zip(grids, back))
+    try:  # read as whole grids, the stream is another one: an error or other latents
+        other = arm_int.decompress(data, [g.shape for g in grids], nets.arm, 0)
+        assert not all(np.array_equal(a, b) for a, b in zip(grids, other))
+    except FormatError:
+        pass
+
+
 def test_networks_round_trip():
     rng = np.random.default_rng(0)
     tensors = [np.round(rng.normal(0, s, shape)) for s, shape in ((30, (12, 12)), (2, (12,)), (900, (3, 3, 3, 3)))]
@@ -133,10 +159,11 @@ def test_networks_round_trip():
 
 
 def test_nets_chunk_round_trips_and_refuses_bad_fields():
-    nets = Nets(5, 12, 2, 4, 2, (32,), (9, 8, 8, 10, 7), tuple(range(len(Nets(5, 12, 2, 4, 2, (32,), (9, 8, 8, 10, 7), (), b"").tensor_shapes()))), b"\x01\x02\x03\x04")
-    assert unpack_nets(pack_nets(nets)) == nets
+    shape = Nets(5, 12, 2, 4, 2, 7, (32,), (9, 8, 8, 10, 7), (), b"")
+    nets = replace(shape, scale_indexes=tuple(range(len(shape.tensor_shapes()))), stream=b"\x01\x02\x03\x04")
+    assert unpack_nets(pack_nets(nets)) == nets and nets.tile == 128
     data = bytearray(pack_nets(nets))
-    for at, value in ((0, 9), (1, 7), (3, 1), (6, 0), (7, 16)):
+    for at, value in ((0, 9), (1, 7), (3, 1), (5, 2), (6, 0), (7, 200), (8, 16)):
         bad = bytearray(data)
         bad[at] = value
         with pytest.raises(FormatError):
@@ -214,7 +241,7 @@ def test_corrupt_network_section_is_a_format_error(coded):
     flipped = bytearray(enc.data)
     flipped[nets_at + 12] ^= 0x10
     payload = bytearray(pack_nets(chunk))
-    payload[6 + len(chunk.widths)] = 16  # the ARM's shift beyond 15
+    payload[7 + len(chunk.widths)] = 16  # the ARM's shift beyond 15
     longer = pack_nets(chunk) + b"\0"  # the stream length no longer adds up
     for bad in (enc.data[: nets_at + 40], bytes(flipped), rewrite(bytes(payload)), rewrite(longer)):
         with pytest.raises(FormatError):

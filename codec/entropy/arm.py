@@ -129,8 +129,32 @@ class Canvas:
         return self.canvas.ravel()[flat[:, None] + self.offsets[None, :]]
 
 
-def compress(grids: list[np.ndarray], arm: Arm) -> bytes:
-    """Integer grids (each (h, w)) -> one Laplace stream in wavefront order."""
+def tile_boxes(shapes: list[tuple[int, int]], tile: int) -> list[tuple[int, int, int, int, int]]:
+    """(grid, row, column, height, width) of each tile: the grids cut into tile x tile squares
+    (grid by grid, raster order; the last row and column shorter), or whole grids for tile 0.
+    Tiles are coded independently (zero context outside each), so they decode side by side and a
+    large image takes tile + slope * tile wavefronts instead of width + slope * height."""
+    boxes = []
+    for g, (h, w) in enumerate(shapes):
+        th, tw = (tile, tile) if tile else (h, w)
+        boxes += [(g, r, c, min(th, h - r), min(tw, w - c)) for r in range(0, h, th) for c in range(0, w, tw)]
+    return boxes
+
+
+def _split(grids: list[np.ndarray], tile: int) -> list[np.ndarray]:
+    return [grids[g][r:r + h, c:c + w] for g, r, c, h, w in tile_boxes([x.shape for x in grids], tile)]
+
+
+def _join(parts: list[np.ndarray], shapes: list[tuple[int, int]], tile: int) -> list[np.ndarray]:
+    grids = [np.zeros(s, np.int32) for s in shapes]
+    for part, (g, r, c, h, w) in zip(parts, tile_boxes(shapes, tile)):
+        grids[g][r:r + h, c:c + w] = part
+    return grids
+
+
+def compress(grids: list[np.ndarray], arm: Arm, tile: int = 0) -> bytes:
+    """Integer grids (each (h, w)) -> one Laplace stream in wavefront order (tiles side by side)."""
+    grids = _split(grids, tile)
     canvas = Canvas([g.shape for g in grids], arm.offsets)
     canvas.write(grids)
     mean, index = arm.params(canvas.contexts(canvas.order))  # every context is known: one pass
@@ -141,9 +165,9 @@ def compress(grids: list[np.ndarray], arm: Arm) -> bytes:
     return encoder.finish()
 
 
-def decompress(data: bytes, shapes: list[tuple[int, int]], arm: Arm) -> list[np.ndarray]:
+def decompress(data: bytes, shapes: list[tuple[int, int]], arm: Arm, tile: int = 0) -> list[np.ndarray]:
     """Mirror of `compress`: the grids of `shapes` (int32). FormatError on a corrupt stream."""
-    canvas = Canvas(shapes, arm.offsets)
+    canvas = Canvas([(h, w) for _, _, _, h, w in tile_boxes(shapes, tile)], arm.offsets)
     flat_canvas = canvas.canvas.ravel()
     decoder = LaplaceDecoder(data, SCALE_TABLE, RADIUS, what="latent")
     for a, b in zip(canvas.starts[:-1], canvas.starts[1:]):
@@ -151,13 +175,14 @@ def decompress(data: bytes, shapes: list[tuple[int, int]], arm: Arm) -> list[np.
         mean, index = arm.params(canvas.contexts(flat))
         flat_canvas[flat] = decoder.decode(mean, index)
     decoder.finish()
-    return canvas.read()
+    return _join(canvas.read(), shapes, tile)
 
 
-def rate_bits(grids: list[np.ndarray], arm: Arm) -> float:
+def rate_bits(grids: list[np.ndarray], arm: Arm, tile: int = 0) -> float:
     """The ideal code length (bits) of the grids under the fixed-point ARM (no coder overhead)."""
     from math import log
 
+    grids = _split(grids, tile)
     canvas = Canvas([g.shape for g in grids], arm.offsets)
     canvas.write(grids)
     mean, index = arm.params(canvas.contexts(canvas.order))

@@ -38,6 +38,7 @@ class OverfitConfig:
         taps: T, half the length of the upsampling filters (2T taps, symmetric).
         widths: hidden widths of the per-pixel synthesis MLP.
         convs: 3x3 residual layers on the 3 output channels.
+        tile: side of the squares the ARM codes independently (0: whole grids; codec.entropy.arm).
     """
 
     arm_context: int = 12
@@ -45,6 +46,7 @@ class OverfitConfig:
     taps: int = 4
     widths: tuple[int, ...] = (32,)
     convs: int = 2
+    tile: int = 0
 
     def macs_per_pixel(self, grids: int) -> float:
         """Multiplications per decoded pixel (latents per pixel: sum of 4^-i)."""
@@ -250,6 +252,7 @@ class OverfitModel(nn.Module):
         self.layout = Layout(grid_shapes(height, width, self.grid_count), reach)
         self.canvas = nn.Parameter(torch.zeros(self.layout.size))
         self.register_buffer("mask", self.layout.mask(), persistent=False)
+        self.register_buffer("tile_mask", self._tile_mask(config.tile), persistent=False)
         self.arm = Arm(config.arm_context, config.arm_hidden)
         self.taps = nn.ParameterList(nn.Parameter(bilinear_taps(config.taps)) for _ in range(self.grid_count - 1))
         self.synthesis = Synthesis(self.grid_count, config.widths, config.convs)
@@ -260,7 +263,25 @@ class OverfitModel(nn.Module):
         rows, cols = self.layout.size
         n_r, n_c = rows - up, cols - 2 * side
         starts = [(up + dy, side + dx) for dy, dx in self.offsets]
-        return ShiftedViews.apply(_compute_dtype(q), starts, (n_r, n_c)).reshape(n_r * n_c, len(starts))
+        ctx = ShiftedViews.apply(_compute_dtype(q), starts, (n_r, n_c)).reshape(n_r * n_c, len(starts))
+        return ctx if self.tile_mask is None else ctx * self.tile_mask.to(ctx.dtype)
+
+    def _tile_mask(self, tile: int) -> torch.Tensor | None:
+        """(N, K) 1 where a context lies in the latent's own tile, 0 across a tile border (the
+        decoder sees zeros there); None without tiles."""
+        if not tile:
+            return None
+        up, side = self.layout.reach
+        rows, cols = self.layout.size
+        mask = torch.ones(rows - up, cols - 2 * side, len(self.offsets))
+        for (r0, c0), (h, w) in zip(self.layout.origins, self.layout.shapes):
+            r = torch.arange(h)[:, None]
+            c = torch.arange(w)[None, :]
+            for k, (dy, dx) in enumerate(self.offsets):
+                same = ((r + dy).div(tile, rounding_mode="floor") == r // tile) & \
+                       ((c + dx).div(tile, rounding_mode="floor") == c // tile)
+                mask[r0 - up:r0 - up + h, c0 - side:c0 - side + w, k] = same.float()
+        return mask.reshape(-1, len(self.offsets))
 
     def rate_bits(self, q: torch.Tensor) -> torch.Tensor:
         """Total bits of the latents in q (the canvas, quantized or relaxed) under the float ARM."""

@@ -146,7 +146,7 @@ def choose_shifts(model, pixels: np.ndarray, lam: float):
             nets = quantized(model, sh)
         except ValueError:  # weights beyond the integer range at this shift
             return math.inf
-        latents = part(("arm", sh.arm, sh.arm_bias), lambda: arm_int.rate_bits(grids, nets.arm))
+        latents = part(("arm", sh.arm, sh.arm_bias), lambda: arm_int.rate_bits(grids, nets.arm, model.config.tile))
         mse = part(("syn", sh.taps, sh.synthesis, sh.synthesis_bias),
                    lambda: float(np.mean((synthesize(nets, grids).astype(np.float64) - ref) ** 2)))
         return lam * mse + (latents + 8 * len(networks.compress(_tensors(nets))[1])) / n_pixels
@@ -232,13 +232,13 @@ def encode(model: OverfitLoaded, a: Analysis, rate: OverfitRate) -> Encoded:
     grids = latent_grids(m)
     indexes, stream = networks.compress(_tensors(nets))
     cfg = m.config
-    chunk = Nets(len(grids), cfg.arm_context, cfg.arm_hidden, cfg.taps, cfg.convs, tuple(cfg.widths),
-                 shifts.as_tuple(), tuple(indexes), stream)
+    chunk = Nets(len(grids), cfg.arm_context, cfg.arm_hidden, cfg.taps, cfg.convs, cfg.tile.bit_length() - 1 if cfg.tile else 0,
+                 tuple(cfg.widths), shifts.as_tuple(), tuple(indexes), stream)
     h, w = a.pixels.shape[:2]
     header = Header(kind=0, width=w, height=h, pad_right=0, pad_bottom=0, bit_depth=8, channels=3,
                     quality=rate.field, weights_sha256_prefix=model.sha256_prefix, model_id=model.model_id,
                     coder=coder.coder_name(), coder_version=coder.coder_version())
-    data = write_container(header, [(NETS, pack_nets(chunk)), (YSTR, arm_int.compress(grids, nets.arm))],
+    data = write_container(header, [(NETS, pack_nets(chunk)), (YSTR, arm_int.compress(grids, nets.arm, cfg.tile))],
                            version=OVERFIT_VERSION)
     return Encoded(data, header, NO_SYMBOLS, _flat(grids), a.seconds + time.perf_counter() - t0)
 
@@ -284,7 +284,8 @@ def decode(model: OverfitLoaded, container: Container, rate) -> tuple[np.ndarray
         raise FormatError("corrupt bitstream: overfitted images have no padding")
     chunk = unpack_nets(container.get(NETS))
     nets = networks_of(chunk)
-    grids = arm_int.decompress(container.get(YSTR), grid_shapes(header.height, header.width, chunk.grids), nets.arm)
+    grids = arm_int.decompress(container.get(YSTR), grid_shapes(header.height, header.width, chunk.grids), nets.arm,
+                               chunk.tile)
     return synthesize(nets, grids), NO_SYMBOLS, _flat(grids)
 
 
