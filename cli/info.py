@@ -75,6 +75,12 @@ def _image_info(path: str, limits, out: Output, json_out: bool) -> None:
     out.say(f"  {h['kind']} {h['width']}x{h['height']} (+{h['pad_right']} right, +{h['pad_bottom']} bottom padding), "
             f"{h['channels']}x{h['bit_depth']}-bit")
     out.say(f"  model {h['model_id']} (weights {h['weights_sha256_prefix']}), coder {h['coder']} {h['coder_version']}, quality {h['quality']}")
+    if "overfitted" in d:
+        o = d["overfitted"]
+        out.say(f"  overfitted: networks {o['network_bytes']} bytes ({o['network_bpp']:.4f} bpp), latents "
+                f"{o['latent_bytes']} bytes ({o['latent_bpp']:.4f} bpp); {o['grids']} grids, ARM {o['arm_context']} "
+                f"neighbours x {o['arm_hidden']} layers{', tiles ' + str(o['tile']) if o['tile'] else ''}, "
+                f"synthesis {o['synthesis_widths']} + {o['convs']} 3x3 layers")
     table = Table("type", "offset", "length", "crc32", "kind", box=None, pad_edge=False)
     for c in d["chunks"]:
         kind = ("critical" if c["critical"] else "ancillary") + ("" if c["known"] else ", unknown (skipped)")

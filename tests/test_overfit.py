@@ -296,3 +296,23 @@ def test_target_size_refits_from_the_previous_model_and_never_exceeds_the_budget
     assert decompress(enc.data).pixels.shape == pixels.shape
     small, fits = compress_to_size(model, pixels, 40)  # below any file: the smallest one, not fitting
     assert not fits and len(small.data) > 40
+
+
+def test_info_shows_the_bytes_of_networks_and_latents():
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli.app import make_app
+
+    from codec.settings import REPO_ROOT
+
+    path = REPO_ROOT / "tests" / "golden" / "overfit_coffee_128x96.bin"
+    r = CliRunner().invoke(make_app(), ["info", str(path), "--json"])
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    lengths = {c["type"]: c["length"] for c in d["chunks"]}
+    o = d["overfitted"]
+    assert (o["network_bytes"], o["latent_bytes"]) == (lengths["NETS"], lengths["YSTR"]) and o["grids"] >= 1
+    r = CliRunner().invoke(make_app(), ["info", str(path)])
+    assert "networks" in r.output and "latents" in r.output

@@ -257,7 +257,7 @@ def header_kind(head: bytes) -> int | None:
 def describe(container: Container) -> dict[str, Any]:
     """A JSON-able summary for ``codec info``: versions, header fields and the chunk table."""
     h = container.header
-    return {
+    d = {
         "format": "codec container",
         "writer_version": container.writer_version,
         "min_reader_version": container.min_reader_version,
@@ -289,3 +289,17 @@ def describe(container: Container) -> dict[str, Any]:
             for c in container.chunks
         ],
     }
+    nets = container.find(NETS)
+    if nets is not None:  # an overfitted image: its decoder's size and the bytes of networks and latents
+        from .overfit import unpack_nets
+
+        n = unpack_nets(nets)
+        pixels = h.width * h.height
+        latents = len(container.find(YSTR) or b"")
+        d["overfitted"] = {
+            "grids": n.grids, "arm_context": n.arm_context, "arm_hidden": n.arm_hidden, "taps": n.taps,
+            "synthesis_widths": list(n.widths), "convs": n.convs, "tile": n.tile, "shifts": list(n.shifts),
+            "network_bytes": len(nets), "latent_bytes": latents,
+            "network_bpp": len(nets) * 8 / pixels, "latent_bpp": latents * 8 / pixels,
+        }
+    return d
