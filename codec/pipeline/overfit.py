@@ -22,13 +22,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from codec import coder
+from codec import fixedpoint as fp
 from codec.container import NETS, OVERFIT_VERSION, YSTR, Container, Header, write_container
 from codec.container.overfit import Nets, pack_nets, unpack_nets
 from codec.entropy import arm as arm_int
 from codec.entropy import networks
 from codec.errors import FormatError
 from codec.family import NO_SYMBOLS, Encoded, Family, Loaded
-from codec import fixedpoint as fp
 
 MODEL_ID = "overfit"
 DEFAULT_QUALITY = 60.0
