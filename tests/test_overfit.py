@@ -316,3 +316,14 @@ def test_info_shows_the_bytes_of_networks_and_latents():
     assert (o["network_bytes"], o["latent_bytes"]) == (lengths["NETS"], lengths["YSTR"]) and o["grids"] >= 1
     r = CliRunner().invoke(make_app(), ["info", str(path)])
     assert "networks" in r.output and "latents" in r.output
+
+
+def test_oversized_overfitted_image_is_refused_before_decoding(coded, monkeypatch):
+    from codec.errors import LimitError
+
+    _, _, enc = coded
+    monkeypatch.setattr(overfit, "MAX_PIXELS", 23 * 37 - 1)
+    with pytest.raises(LimitError):
+        decompress(enc.data)
+    with pytest.raises(LimitError):
+        overfit.FAMILY.analyse(load_model("overfit"), np.zeros((23, 37, 3), np.uint8))

@@ -27,7 +27,7 @@ from codec.container import NETS, OVERFIT_VERSION, YSTR, Container, Header, writ
 from codec.container.overfit import Nets, pack_nets, unpack_nets
 from codec.entropy import arm as arm_int
 from codec.entropy import networks
-from codec.errors import FormatError
+from codec.errors import FormatError, LimitError
 from codec.family import NO_SYMBOLS, Encoded, Family, Loaded
 
 MODEL_ID = "overfit"
@@ -53,6 +53,9 @@ EFFORTS = {  # first presets, not yet tuned (issue 15): effort 0 is effort 1
     3: Preset("large", 12000),
 }
 DEFAULT_EFFORT = 1
+MAX_PIXELS = 1 << 25
+"""Largest overfitted image (about 33 MP): the decoder holds the upsampled latents of the whole
+image in float64 (L x 8 bytes a pixel, 1.9 GB at this size), so both sides refuse larger ones."""
 REVISION = 2
 """The encoder's revision: part of `effort_settings`, so evaluation caches never mix files of an
 older optimisation with a newer one (raise it with every change to the fit or the shift search)."""
@@ -271,6 +274,12 @@ def networks_of(chunk: Nets):
     return Networks(arm, taps, taps_s, mlp, convs)
 
 
+def _check_size(height: int, width: int) -> None:
+    if height * width > MAX_PIXELS:
+        raise LimitError(f"overfitted images are limited to {MAX_PIXELS} pixels (this one has {height * width}): "
+                         "the decoder keeps the whole upsampled latents in memory")
+
+
 def grid_shapes(height: int, width: int, grids: int) -> list[tuple[int, int]]:
     return [(-(-height // 2 ** i), -(-width // 2 ** i)) for i in range(grids)]
 
@@ -280,6 +289,7 @@ def decode(model: OverfitLoaded, container: Container, rate) -> tuple[np.ndarray
 
     container.require(NETS, YSTR)
     header = container.header
+    _check_size(header.height, header.width)
     if header.pad_right or header.pad_bottom:
         raise FormatError("corrupt bitstream: overfitted images have no padding")
     chunk = unpack_nets(container.get(NETS))
@@ -305,6 +315,7 @@ class Overfit(Family):
         return rate_from_field(value)
 
     def analyse(self, model, pixels):
+        _check_size(*pixels.shape[:2])
         return Analysis(np.ascontiguousarray(pixels))
 
     def refine(self, model, analysis, rate, effort: int, seed: int = 0, on_progress=None, **_):
@@ -313,6 +324,7 @@ class Overfit(Family):
         return fit(analysis, rate, EFFORTS[effort], seed, on_progress)
 
     def compress_to_size(self, model, pixels, max_bytes, effort, on_progress=None):
+        _check_size(*pixels.shape[:2])
         return fit_to_size(model, Analysis(np.ascontiguousarray(pixels)), max_bytes, effort or DEFAULT_EFFORT,
                            on_progress=on_progress)
 
