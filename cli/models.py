@@ -23,6 +23,12 @@ def models(json_out: bool = typer.Option(False, "--json", help="Print one JSON o
             "bytes": e.size, "sha256": e.sha256, "config": e.config,
             "kodak": {k: kodak.get(k) for k in ("bpp", "psnr_rgb", "ms_ssim_rgb", "jpeg_psnr_same_size", "encode_s", "decode_s")},
         })
+    from codec.registry import BUILTIN
+
+    for model_id, family in BUILTIN.items():  # no weights file: fitted to each image at encode time
+        rows.append({"model_id": model_id, "default": False, "default_video": False, "family": family, "bytes": 0,
+                     "sha256": "", "config": {"built_in": True}, "kodak": {k: None for k in (
+                         "bpp", "psnr_rgb", "ms_ssim_rgb", "jpeg_psnr_same_size", "encode_s", "decode_s")}})
     if json_out:
         out.emit({"default": manifest.get("default"), "default_video": manifest.get("default_video"), "models": rows})
         return
@@ -34,7 +40,9 @@ def models(json_out: bool = typer.Option(False, "--json", help="Print one JSON o
     for r in rows:
         k = r["kodak"]
         table.add_row(
-            r["model_id"] + (" (default)" if r["default"] else " (video default)" if r["default_video"] else ""), f"{r['bytes'] / 1e6:.1f} MB", r["sha256"][:12],
+            r["model_id"] + (" (default)" if r["default"] else " (video default)" if r["default_video"] else
+                             " (built in: fitted to each image)" if r["config"].get("built_in") else ""),
+            f"{r['bytes'] / 1e6:.1f} MB", r["sha256"][:12] or "-",
             f(k["bpp"], ".3f"), f(k["psnr_rgb"], ".2f"), f(k["ms_ssim_rgb"], ".4f"), f(k["jpeg_psnr_same_size"], ".2f"),
             f(k["encode_s"], ".2f"), f(k["decode_s"], ".2f"),
         )

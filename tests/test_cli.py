@@ -682,11 +682,16 @@ def test_models_json_lists_ids_hashes_and_one_default():
     assert_ok(result)
     obj = single_json(result)
     assert obj["default"] == DEFAULT_MODEL
-    assert sorted(m["model_id"] for m in obj["models"]) == SHIPPED_MODELS
+    from codec.registry import BUILTIN
+
+    assert sorted(m["model_id"] for m in obj["models"]) == sorted(SHIPPED_MODELS + list(BUILTIN))
     assert [m["model_id"] for m in obj["models"] if m["default"]] == [DEFAULT_MODEL]
     assert [m["model_id"] for m in obj["models"] if m["default_video"]] == [obj["default_video"]]
     assert all(m["family"] == "vct" for m in obj["models"] if m["default_video"])
     for m in obj["models"]:
+        if m["model_id"] in BUILTIN:  # fitted to each image: no weights file
+            assert m["config"] == {"built_in": True} and m["bytes"] == 0
+            continue
         assert m["sha256"] == MANIFEST["models"][m["model_id"]]["sha256"]
         assert m["bytes"] > 0
     assert result.stderr == ""
