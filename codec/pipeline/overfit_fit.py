@@ -9,7 +9,8 @@
     final:   hard rounding (straight-through) at a low learning rate
     cost:    lambda * MSE (8-bit units) + bits per pixel, the convention of codec.pipeline.refine
 
-Deterministic for a seed (one thread or several: the sums are in a fixed order on CPU).
+Deterministic for a seed on a given machine and thread count (tests/test_overfit.py); the file
+then decodes to the same pixels anywhere, whatever the encoder's machine was.
 """
 
 from __future__ import annotations
