@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from codec.entropy import arm as arm_int
+from codec.models.overfit_int import grid_shapes
 
 LOG_MIN = arm_int.LOG_MIN / 2 ** arm_int.FRAC
 LOG_MAX = (arm_int.LOG_MIN + (len(arm_int.SCALE_INTS) - 1) * arm_int.LOG_STEP) / 2 ** arm_int.FRAC
@@ -69,10 +70,6 @@ PRESETS = {
 def grid_count(height: int, width: int) -> int:
     """L: grids down to about 8 latents on the short side, at most 7."""
     return max(1, min(7, int(math.log2(max(1, min(height, width)) / 8)) + 1))
-
-
-def grid_shapes(height: int, width: int, grids: int) -> list[tuple[int, int]]:
-    return [(-(-height // 2 ** i), -(-width // 2 ** i)) for i in range(grids)]
 
 
 @dataclass

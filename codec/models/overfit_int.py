@@ -20,6 +20,11 @@ FRAC = 12
 """Fractional bits of the synthesis and upsampling activations."""
 
 
+def grid_shapes(height: int, width: int, grids: int) -> list[tuple[int, int]]:
+    """The latent grids of an image: grid i is ceil(H / 2^i) x ceil(W / 2^i)."""
+    return [(-(-height // 2 ** i), -(-width // 2 ** i)) for i in range(grids)]
+
+
 @dataclass
 class Networks:
     """Everything an overfitted file carries besides the latents (see codec.container.overfit)."""

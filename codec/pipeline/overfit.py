@@ -29,6 +29,7 @@ from codec.entropy import arm as arm_int
 from codec.entropy import networks
 from codec.errors import FormatError, LimitError
 from codec.family import NO_SYMBOLS, Encoded, Family, Loaded
+from codec.models.overfit_int import grid_shapes
 
 MODEL_ID = "overfit"
 DEFAULT_QUALITY = 60.0
@@ -278,10 +279,6 @@ def _check_size(height: int, width: int) -> None:
     if height * width > MAX_PIXELS:
         raise LimitError(f"overfitted images are limited to {MAX_PIXELS} pixels (this one has {height * width}): "
                          "the decoder keeps the whole upsampled latents in memory")
-
-
-def grid_shapes(height: int, width: int, grids: int) -> list[tuple[int, int]]:
-    return [(-(-height // 2 ** i), -(-width // 2 ** i)) for i in range(grids)]
 
 
 def decode(model: OverfitLoaded, container: Container, rate) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
