@@ -180,18 +180,19 @@ def decompress(data: bytes, shapes: list[tuple[int, int]], arm: Arm, tile: int =
 
 def rate_bits(grids: list[np.ndarray], arm: Arm, tile: int = 0) -> float:
     """The ideal code length (bits) of the grids under the fixed-point ARM (no coder overhead)."""
-    from math import log
-
     grids = _split(grids, tile)
     canvas = Canvas([g.shape for g in grids], arm.offsets)
     canvas.write(grids)
     mean, index = arm.params(canvas.contexts(canvas.order))
-    y = canvas.canvas.ravel()[canvas.order]
-    b = SCALE_TABLE[index]
+    return float(laplace_bits(canvas.canvas.ravel()[canvas.order], mean, SCALE_TABLE[index]).sum())
+
+
+def laplace_bits(y: np.ndarray, mean, scale) -> np.ndarray:
+    """Ideal bits of integers y under quantized Laplace(mean, scale) (broadcasting; each bin's
+    probability floored at 2^-24)."""
 
     def cdf(v):
-        z = (v - mean) / b
+        z = (v - mean) / scale
         return np.where(z < 0, 0.5 * np.exp(np.minimum(z, 0)), 1 - 0.5 * np.exp(-np.maximum(z, 0)))
 
-    p = np.maximum(cdf(y + 0.5) - cdf(y - 0.5), 2.0 ** -24)
-    return float(-np.log(p).sum() / log(2))
+    return -np.log2(np.maximum(cdf(y + 0.5) - cdf(y - 0.5), 2.0 ** -24))

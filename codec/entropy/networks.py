@@ -13,20 +13,15 @@ from __future__ import annotations
 import numpy as np
 
 from codec.coder import LaplaceDecoder, LaplaceEncoder
-from codec.entropy.arm import RADIUS, SCALE_TABLE
+from codec.entropy.arm import RADIUS, SCALE_TABLE, laplace_bits
 
 
 def best_index(values: np.ndarray) -> int:
     """The scale index under which `values` cost the fewest ideal bits."""
-    v = np.abs(np.asarray(values, np.float64).ravel())
+    v = np.asarray(values, np.float64).ravel()
     if v.size == 0:
         return 0
-    b = SCALE_TABLE[:, None]
-    # P(v) of the zero-mean quantized Laplace: 1 - exp(-.5/b) at 0, else .5 (exp(-(v-.5)/b) - exp(-(v+.5)/b))
-    p = np.where(v[None] == 0, 1 - np.exp(-0.5 / b),
-                 0.5 * (np.exp(-(v[None] - 0.5) / b) - np.exp(-(v[None] + 0.5) / b)))
-    bits = -np.log2(np.maximum(p, 2.0 ** -30)).sum(axis=1)
-    return int(np.argmin(bits))
+    return int(np.argmin(laplace_bits(v[None], 0.0, SCALE_TABLE[:, None]).sum(axis=1)))
 
 
 def compress(tensors: list[np.ndarray]) -> tuple[list[int], bytes]:
