@@ -1,11 +1,14 @@
 """The overfitted family's encoder: optimise latents and networks on one image (torch, CPU).
 
     warm-up: a few random starts, the best one continues
-    main:    latents relaxed by additive uniform noise of one bin (Balle et al.), Adam with a
-             cosine learning rate, the best state (checked with hard rounding) kept
-             (soft rounding as in C3 / Cool-chic, with or without noise, measured worse here: the
-             relaxed rate of a soft-rounded latent ignores its fractional part, which the synthesis
-             still reads, so training paid no bits for information the file cannot carry)
+    main:    latents relaxed as in C3 / Cool-chic: y~ = sr(sr(y, T) + n, T), sr Agustsson & Theis's
+             soft rounding at a temperature T annealed 0.3 -> 0.1, n Kumaraswamy noise on (-1/2, 1/2)
+             going from peaked (a = 2) to uniform (a = 1); y~ feeds both the rate and the synthesis.
+             Adam with a cosine learning rate; the best state (checked with hard rounding) kept.
+             (Measured on a 256x256 crop of kodim19, 1,500 iterations: cost 0.811 against 1.050
+             with additive uniform noise y + u, the proxy of Balle et al.; that proxy's rate at
+             y + u stays far below the rate of round(y), so it trains a model that hard rounding
+             then spoils.)
     final:   hard rounding (straight-through) at a low learning rate
     cost:    lambda * MSE (8-bit units) + bits per pixel, the convention of codec.pipeline.refine
 
@@ -35,12 +38,30 @@ class FitSchedule:
     lr: float = 1e-2  # networks
     latent_lr: float = 1e-1  # latents (in quantization bins: they must grow well past one bin)
     final_lr: float = 1e-4
-    hard: float = 0.1  # share of the iterations with hard rounding at the end
+    hard: float = 0.05  # share of the iterations with hard rounding at the end
     check_every: int = 50
     bf16: bool = True  # bfloat16 autocast for the matrix products (rate and pixels stay float32)
+    proxy: str = "softround"  # "noise": y + u; "softround": sr(sr(y, T) + n, T), n Kumaraswamy (C3)
+    temperature: tuple[float, float] = (0.3, 0.1)  # soft-round temperature, start -> end (linear)
+    kumaraswamy: tuple[float, float] = (2.0, 1.0)  # noise shape a (1: uniform), start -> end
+
+
+def softround(y: torch.Tensor, t: float) -> torch.Tensor:
+    """Agustsson & Theis's soft rounding: round(y) as t -> 0, y as t grows."""
+    floor = torch.floor(y)
+    return floor + 0.5 * torch.tanh((y - floor - 0.5) / t) / math.tanh(0.5 / t) + 0.5
+
+
+def kumaraswamy_noise(u: torch.Tensor, a: float) -> torch.Tensor:
+    """u ~ U(0, 1) mapped to a Kumaraswamy(a, b) variable on (-1/2, 1/2) with its mode at 0
+    (b chosen for that); a = 1 is uniform, larger a more peaked."""
+    b = (2 ** a * (a - 1) + 1) / a
+    return (1 - (1 - u) ** (1 / b)) ** (1 / a) - 0.5
 
 
 def straight_through(y: torch.Tensor) -> torch.Tensor:
+    """round(y) forward, identity backward (the gradient of softround at the final temperature
+    instead measured no better: cost 0.816 against 0.811 on the crop above)."""
     return y + (torch.round(y) - y).detach()
 
 
@@ -60,8 +81,15 @@ class Fit:
         mse = torch.mean((model.image(q) - self.x) ** 2) * 255.0 ** 2
         return self.lam * mse + bpp, bpp, mse
 
-    def relaxed(self, model: OverfitModel) -> torch.Tensor:
-        return model.canvas + torch.rand(model.canvas.shape, generator=self.generator) - 0.5
+    def relaxed(self, model: OverfitModel, progress: float = 0.0) -> torch.Tensor:
+        """The canvas under the schedule's quantization proxy, `progress` in [0, 1] of its phase."""
+        u = torch.rand(model.canvas.shape, generator=self.generator)
+        s = self.schedule
+        if s.proxy == "noise":
+            return model.canvas + u - 0.5
+        t = s.temperature[0] + (s.temperature[1] - s.temperature[0]) * progress
+        a = s.kumaraswamy[0] + (s.kumaraswamy[1] - s.kumaraswamy[0]) * progress
+        return softround(softround(model.canvas, t) + kumaraswamy_noise(u, a), t)
 
     @torch.no_grad()
     def hard_cost(self, model: OverfitModel) -> tuple[float, float, float]:
@@ -99,7 +127,7 @@ class Fit:
             progress = i / max(1, hard_from)
             if i < hard_from:
                 lr = s.final_lr + 0.5 * (s.lr - s.final_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
-                q = self.relaxed(model)
+                q = self.relaxed(model, min(1.0, progress))
             else:
                 lr = s.final_lr
                 q = straight_through(model.canvas)
