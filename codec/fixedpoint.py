@@ -115,25 +115,36 @@ def _upsample_axis(x: np.ndarray, taps: np.ndarray, frac: int, shift: int, axis:
     pad[axis] = (t, t)
     padded = np.pad(x, pad, mode="edge")
 
-    def at(offset: int) -> np.ndarray:  # x[i + offset] for i in 0..n-1
-        return np.take(padded, np.arange(t + offset, t + offset + n), axis=axis)
+    def at(offset: int) -> np.ndarray:  # x[i + offset] for i in 0..n-1 (a view)
+        index = [slice(None)] * x.ndim
+        index[axis] = slice(t + offset, t + offset + n)
+        return padded[tuple(index)]
 
     shape = list(x.shape)
     shape[axis] = 2 * n
-    phases = [rescale(_phase(at, taps, phase), shift) for phase in (0, 1)]
-    return np.stack(phases, axis=axis + 1).reshape(shape)
+    out = np.empty(x.shape[:axis] + (n, 2) + x.shape[axis + 1:])
+    for phase in (0, 1):
+        index = [slice(None)] * out.ndim
+        index[axis + 1] = phase
+        target = out[tuple(index)]
+        _phase(at, taps, phase, target)
+        rescale(target, shift)
+    return out.reshape(shape)
 
 
-def _phase(at, taps: np.ndarray, phase: int) -> np.ndarray:
-    """Output 2i + phase of the symmetric 2T-tap filter c (c[T-1-m] = c[T+m] = taps[m])."""
+def _phase(at, taps: np.ndarray, phase: int, out: np.ndarray) -> None:
+    """Output 2i + phase of the symmetric 2T-tap filter c (c[T-1-m] = c[T+m] = taps[m]), into out."""
     t = len(taps)
-    acc = 0.0
+    first = True
     for j in range(-t, t + 1):  # input i + j contributes c[2(i - (i + j)) + T - 1 + phase] = c[T - 1 + phase - 2j]
         k = t - 1 + phase - 2 * j
         if 0 <= k < 2 * t:
             m = t - 1 - k if k < t else k - t
-            acc = acc + taps[m] * at(j)
-    return acc
+            if first:
+                np.multiply(at(j), taps[m], out=out)
+                first = False
+            else:
+                out += taps[m] * at(j)
 
 
 class Layer:

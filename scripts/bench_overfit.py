@@ -111,11 +111,43 @@ def main() -> None:
             buf[fmt] = b.getvalue()
         from codec.pipeline.image import compress, load_model
 
+        in_process(data)
         hp = compress(load_model(None), pixels).data
         ours, base = decode_seconds(data), decode_seconds(hp)
         print(f"\ndecode in a fresh process (best of 3): overfitted {ours:.2f} s, hyperprior {base:.2f} s "
               f"({ours / base:.2f}x), Pillow AVIF {pillow_decode_seconds(buf['AVIF']):.2f} s, "
               f"Pillow WebP {pillow_decode_seconds(buf['WEBP']):.2f} s")
+
+
+def in_process(data: bytes, runs: int = 3) -> None:
+    """The decoder's parts in this process (best of runs): the ARM's wavefronts, the upsampling, and
+    the synthesis on one thread (the baseline) against bands on two threads."""
+    from codec.container import read_container
+    from codec.entropy import arm as arm_int
+    from codec.models import overfit_int
+    from codec.pipeline import overfit
+
+    c = read_container(data)
+    chunk = overfit.unpack_nets(c.get(overfit.NETS))
+    nets = overfit.networks_of(chunk)
+    shapes = overfit_int.grid_shapes(c.header.height, c.header.width, chunk.grids)
+
+    def best(fn):
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    grids = arm_int.decompress(c.get(overfit.YSTR), shapes, nets.arm, chunk.tile)
+    arm = best(lambda: arm_int.decompress(c.get(overfit.YSTR), shapes, nets.arm, chunk.tile))
+    up = best(lambda: overfit_int.dense(nets, [g.astype("float64") for g in grids]))
+    one = best(lambda: overfit_int.synthesize(nets, grids, threads=1))
+    two = best(lambda: overfit_int.synthesize(nets, grids, threads=2))
+    print(f"\ndecode in this process (best of {runs}): ARM {arm:.3f} s ({len(arm_int.Canvas(shapes, nets.arm.offsets).starts) - 1} "
+          f"wavefronts), upsampling {up:.3f} s, upsampling + synthesis on 1 thread {one:.3f} s, in bands on 2 threads "
+          f"{two:.3f} s ({one / two:.2f}x); total {arm + two:.3f} s")
 
 
 if __name__ == "__main__":

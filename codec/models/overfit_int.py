@@ -50,21 +50,53 @@ def dense(nets: Networks, grids: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def synthesize(nets: Networks, grids: list[np.ndarray], rows: int = 128) -> np.ndarray:
-    """Integer grids -> (H, W, 3) uint8, in bands of `rows` rows for the MLP (memory)."""
+def synthesize(nets: Networks, grids: list[np.ndarray], rows: int = 128, threads: int = 2) -> np.ndarray:
+    """Integer grids -> (H, W, 3) uint8. The MLP and the 3x3 layers run on bands of `rows` rows,
+    `threads` bands at a time (numpy releases the GIL): each band is computed with as many extra
+    rows on either side as there are 3x3 layers, which it then drops, so the pixels are the same
+    integers whatever the band size and the thread count."""
     d = dense(nets, [np.asarray(g, np.float64) for g in grids])
-    c, h, w = d.shape
-    img = np.empty((3, h, w))
-    for r in range(0, h, rows):
-        x = d[:, r:r + rows].reshape(c, -1).T  # (P, L)
-        for i, layer in enumerate(nets.mlp):
-            x = layer.linear(x, FRAC)
-            if i < len(nets.mlp) - 1:
-                x = fp.relu(x)
-        img[:, r:r + rows] = x.T.reshape(3, -1, w)
+    h = d.shape[1]
+    bands = [(r, min(h, r + rows)) for r in range(0, h, rows)]
+    out = np.empty((h, d.shape[2], 3), np.uint8)
+
+    def band(lo_hi):
+        lo, hi = lo_hi
+        out[lo:hi] = _band(nets, d, lo, hi)
+
+    if threads > 1 and len(bands) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(band, bands))
+    else:
+        for b in bands:
+            band(b)
+    return out
+
+
+def halo_rows(nets: Networks) -> int:
+    """Rows a band needs beyond its own on either side: one per 3x3 layer."""
+    return len(nets.convs)
+
+
+def _band(nets: Networks, d: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Rows lo..hi of the image, (hi - lo, W, 3) uint8, from the dense latents d (L, H, W)."""
+    halo = halo_rows(nets)
+    a, b = max(0, lo - halo), min(d.shape[1], hi + halo)
+    c, w = d.shape[0], d.shape[2]
+    x = d[:, a:b].reshape(c, -1).T  # (P, L)
+    for i, layer in enumerate(nets.mlp):
+        x = layer.linear(x, FRAC)
+        if i < len(nets.mlp) - 1:
+            x = fp.relu(x)
+    img = x.T.reshape(3, b - a, w)
+    # replicate padding is right at the image's edges; inside the image the rows next to the band's
+    # cut are wrong after each layer, one more row each time, and the halo is exactly what is dropped
     for i, conv in enumerate(nets.convs):
         img = img + conv.conv3x3(img, FRAC)
         if i < len(nets.convs) - 1:
             img = fp.relu(img)
+    img = img[:, lo - a:img.shape[1] - (b - hi)]
     pixels = np.floor((img * 255 + 2.0 ** (FRAC - 1)) * 2.0 ** -FRAC)
     return np.clip(pixels, 0, 255).astype(np.uint8).transpose(1, 2, 0)
