@@ -189,9 +189,9 @@ def test_decoder_reproduces_the_encoder_reconstruction(coded):
     assert psnr > 20
 
 
-def test_synthesis_in_bands_and_threads_gives_the_whole_image_pixels(coded):
-    """Bands drop as many halo rows as there are 3x3 layers: with random (large) 3x3 weights a
-    band cut anywhere, computed on any thread, must give the pixels of the one-band synthesis."""
+def strong_convs(coded):
+    """(nets, grids, whole-image pixels) of the coded fixture with random, large 3x3 weights (so
+    that every row next to a band's cut depends on its neighbours)."""
     _, a, enc = coded
     chunk = unpack_nets(read_container(enc.data).get(b"NETS"))
     nets = model_lib.quantized(a.fitted, model_lib.Shifts(*chunk.shifts))
@@ -199,7 +199,13 @@ def test_synthesis_in_bands_and_threads_gives_the_whole_image_pixels(coded):
     nets.convs = [fp.Layer(np.round(rng.normal(0, 60, c.weight.shape)), c.bias, c.weight_shift, c.bias_shift)
                   for c in nets.convs]
     grids = model_lib.latent_grids(a.fitted)
-    whole = synthesize(nets, grids, rows=10 ** 6, threads=1)
+    return nets, grids, synthesize(nets, grids, rows=10 ** 6, threads=1)
+
+
+def test_synthesis_in_bands_and_threads_gives_the_whole_image_pixels(coded):
+    """Bands drop as many halo rows as there are 3x3 layers: a band cut anywhere, computed on any
+    thread, must give the pixels of the one-band synthesis."""
+    nets, grids, whole = strong_convs(coded)
     for rows, threads in ((1, 1), (2, 2), (5, 2), (7, 3)):
         assert np.array_equal(synthesize(nets, grids, rows=rows, threads=threads), whole), (rows, threads)
 
@@ -209,14 +215,7 @@ def test_synthesis_bands_fail_with_a_halo_one_row_short(coded, monkeypatch):
     band's cut differ from the whole-image synthesis."""
     from codec.models import overfit_int
 
-    _, a, enc = coded
-    chunk = unpack_nets(read_container(enc.data).get(b"NETS"))
-    nets = model_lib.quantized(a.fitted, model_lib.Shifts(*chunk.shifts))
-    rng = np.random.default_rng(0)
-    nets.convs = [fp.Layer(np.round(rng.normal(0, 60, c.weight.shape)), c.bias, c.weight_shift, c.bias_shift)
-                  for c in nets.convs]
-    grids = model_lib.latent_grids(a.fitted)
-    whole = synthesize(nets, grids, rows=10 ** 6, threads=1)
+    nets, grids, whole = strong_convs(coded)
     monkeypatch.setattr(overfit_int, "halo_rows", lambda n: len(n.convs) - 1)
     assert not np.array_equal(synthesize(nets, grids, rows=5, threads=1), whole)
 
