@@ -125,8 +125,9 @@ class _BatchEncoder:
 
     def __init__(self, scale_table: np.ndarray, radius: int = DEFAULT_RADIUS):
         _check_radius(radius)
-        self.scale_table, self.radius = scale_table, radius
+        self.scale_table, self.radius = _checked_table(scale_table), radius
         self._encoder = _queue.RangeEncoder()
+        self._models: dict = {}
 
     def _encode(self, symbols, model, mean: np.ndarray, scale: np.ndarray) -> None:
         s = _int_array(symbols, "symbols")
@@ -136,7 +137,7 @@ class _BatchEncoder:
         s = s.reshape(-1).astype(np.int64)
         r = self.radius
         if s.size:
-            self._encoder.encode(np.clip(s, -r, r).astype(np.int32), model(-r, r), mean, scale)
+            self._encoder.encode(np.clip(s, -r, r).astype(np.int32), _family(self._models, model, r), mean, scale)
         _encode_excess(self._encoder, np.abs(s[np.abs(s) >= r]) - r)
 
     def finish(self) -> bytes:
@@ -148,24 +149,40 @@ class _BatchDecoder:
 
     def __init__(self, data: bytes, scale_table: np.ndarray, radius: int, what: str):
         _check_radius(radius)
-        self.scale_table, self.radius = scale_table, radius
+        self.scale_table, self.radius = _checked_table(scale_table), radius
         self._reader = _Reader(data, what)
+        self._models: dict = {}
 
     def _decode(self, model, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """(n,) int32 symbols; the common case (no escapes, the model's range) costs a few
+        whole-array passes: the auto-regressive decoders call this thousands of times a file."""
         r, reader = self.radius, self._reader
-        s = np.zeros(scale.size, dtype=np.int64)
-        if s.size:
-            s = reader.decode(model(-r, r), mean, scale).astype(np.int64)
-            if s.shape != scale.shape or np.any(np.abs(s) > r):
-                raise FormatError(f"{reader.what} stream is corrupt or truncated (symbols outside the model)")
+        if not scale.size:
+            return np.zeros(0, np.int32)
+        s = reader.decode(_family(self._models, model, r), mean, scale)
+        if s.shape != scale.shape:
+            raise FormatError(f"{reader.what} stream is corrupt or truncated (symbols outside the model)")
+        lo, hi = int(s.min()), int(s.max())
+        if lo < -r or hi > r:
+            raise FormatError(f"{reader.what} stream is corrupt or truncated (symbols outside the model)")
+        if lo > -r and hi < r:
+            return s.astype(np.int32, copy=False)
+        s = s.astype(np.int64)
         escaped = np.abs(s) >= r
         s[escaped] = np.sign(s[escaped]) * (r + _decode_excess(reader, int(np.count_nonzero(escaped))))
-        if s.size and (s.min() < _INT32_MIN or s.max() > _INT32_MAX):
+        if s.min() < _INT32_MIN or s.max() > _INT32_MAX:
             raise FormatError(f"{reader.what} stream is corrupt or truncated (escaped value beyond int32)")
         return s.astype(np.int32)
 
     def finish(self) -> None:
         self._reader.finish()
+
+
+def _family(cache: dict, model, radius: int):
+    """The constriction model family `model(-radius, radius)`, made once per coder."""
+    if model not in cache:
+        cache[model] = model(-radius, radius)
+    return cache[model]
 
 
 class GaussianEncoder(_BatchEncoder):
@@ -176,7 +193,7 @@ class GaussianEncoder(_BatchEncoder):
     batch with the same parameters."""
 
     def encode(self, symbols: np.ndarray, scale_index: np.ndarray) -> None:
-        std = _gaussian_std(scale_index, self.scale_table, self.radius)
+        std = _lookup(self.scale_table, scale_index)
         if np.shape(symbols) != np.shape(scale_index):
             raise ValueError(f"symbols shape {np.shape(symbols)} differs from scale_index shape {np.shape(scale_index)}")
         self._encode(symbols, _model.QuantizedGaussian, np.zeros_like(std), std)
@@ -193,7 +210,7 @@ class GaussianDecoder(_BatchDecoder):
         super().__init__(data, scale_table, radius, what)
 
     def decode(self, scale_index: np.ndarray) -> np.ndarray:
-        std = _gaussian_std(scale_index, self.scale_table, self.radius)
+        std = _lookup(self.scale_table, scale_index)
         return self._decode(_model.QuantizedGaussian, np.zeros_like(std), std).reshape(np.shape(scale_index))
 
 
@@ -206,7 +223,7 @@ class LaplaceEncoder(_BatchEncoder):
     (the callers compute them exactly and snap them to a grid)."""
 
     def encode(self, symbols: np.ndarray, mean: np.ndarray, scale_index: np.ndarray) -> None:
-        scale = _gaussian_std(scale_index, self.scale_table, self.radius)
+        scale = _lookup(self.scale_table, scale_index)
         self._encode(symbols, _model.QuantizedLaplace, _means(mean, scale.size, self.radius), scale)
 
 
@@ -221,7 +238,7 @@ class LaplaceDecoder(_BatchDecoder):
         super().__init__(data, scale_table, radius, what)
 
     def decode(self, mean: np.ndarray, scale_index: np.ndarray) -> np.ndarray:
-        scale = _gaussian_std(scale_index, self.scale_table, self.radius)
+        scale = _lookup(self.scale_table, scale_index)
         return self._decode(_model.QuantizedLaplace, _means(mean, scale.size, self.radius), scale)
 
 
@@ -237,15 +254,24 @@ def _means(mean, n: int, radius: int) -> np.ndarray:
 def _gaussian_std(scale_index, scale_table, radius) -> np.ndarray:
     """Validated per-symbol std, flat float64."""
     _check_radius(radius)
+    return _lookup(_checked_table(scale_table), scale_index)
+
+
+def _checked_table(scale_table) -> np.ndarray:
+    """The scale table as float64, checked: 1-D, non-empty, finite and positive."""
     table = np.asarray(scale_table)
     if table.ndim != 1 or table.size == 0 or not np.issubdtype(table.dtype, np.floating):
         raise ValueError(f"scale_table must be a non-empty 1-D float array, got {table.dtype} {table.shape}")
     table = table.astype(np.float64)
     if not np.all(np.isfinite(table)) or np.any(table <= 0):
         raise ValueError("scale_table entries must be finite and > 0")
+    return table
+
+
+def _lookup(table: np.ndarray, scale_index) -> np.ndarray:
     index = _int_array(scale_index, "scale_index")
     _check_range(index, 0, table.size - 1, "scale_index (within scale_table)")
-    return np.ascontiguousarray(table[index.reshape(-1).astype(np.int64)])
+    return np.ascontiguousarray(table[index.reshape(-1)])
 
 
 def _check_radius(radius) -> None:

@@ -43,9 +43,13 @@ def rescale(acc: np.ndarray, shift: int) -> np.ndarray:
     if shift:
         acc *= 2.0 ** -shift  # in place: the decoder calls this thousands of times a file
         acc += 0.5
+    return _floor_clip(acc, shift)
+
+
+def _floor_clip(acc: np.ndarray, shift: int) -> np.ndarray:
+    if shift:
         np.floor(acc, out=acc)
-    np.minimum(acc, _LIMIT, out=acc)
-    return np.maximum(acc, -_LIMIT, out=acc)
+    return np.clip(acc, -_LIMIT, _LIMIT, out=acc)
 
 
 def align_bias(bias: np.ndarray, frac: int, weight_shift: int, bias_shift: int) -> np.ndarray:
@@ -68,10 +72,14 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, frac: int, weigh
     return rescale(acc, weight_shift)
 
 
-def _linear_prepared(x: np.ndarray, weight_t: np.ndarray, bias: np.ndarray, weight_shift: int) -> np.ndarray:
+def _linear_prepared(x: np.ndarray, weight_t: np.ndarray, bias_half: np.ndarray, weight_shift: int) -> np.ndarray:
+    """`linear` with the bias already aligned and carrying the rounding's half (2^(shift - 1),
+    an integer, so the sum stays exact): floor((acc + b + 2^(s-1)) / 2^s) = floor((acc + b) / 2^s + 1/2)."""
     acc = x @ weight_t
-    acc += bias
-    return rescale(acc, weight_shift)
+    acc += bias_half
+    if weight_shift:
+        acc *= 2.0 ** -weight_shift
+    return _floor_clip(acc, weight_shift)
 
 
 def relu(x: np.ndarray) -> np.ndarray:
@@ -171,8 +179,9 @@ class Layer:
         if frac not in self._prepared:
             if self.weight.shape[1] > MAX_FAN_IN:
                 raise ValueError(f"a layer of {self.weight.shape[1]} inputs exceeds the exact bound ({MAX_FAN_IN})")
+            half = 2.0 ** (self.weight_shift - 1) if self.weight_shift else 0.0
             self._prepared[frac] = (np.ascontiguousarray(self.weight.T),
-                                    align_bias(self.bias, frac, self.weight_shift, self.bias_shift))
+                                    align_bias(self.bias, frac, self.weight_shift, self.bias_shift) + half)
         weight_t, bias = self._prepared[frac]
         return _linear_prepared(x, weight_t, bias, self.weight_shift)
 
