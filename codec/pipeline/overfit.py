@@ -57,7 +57,7 @@ DEFAULT_EFFORT = 1
 MAX_PIXELS = 1 << 25
 """Largest overfitted image (about 33 MP): the decoder holds the upsampled latents of the whole
 image in float64 (L x 8 bytes a pixel, 1.9 GB at this size), so both sides refuse larger ones."""
-REVISION = 3
+REVISION = 4
 """The encoder's revision: part of `effort_settings`, so evaluation caches never mix files of an
 older optimisation with a newer one (raise it with every change to the fit or the shift search)."""
 
