@@ -258,6 +258,23 @@ def test_loss_falls_over_iterations():
     assert costs[-1] < 0.85 * costs[0]
 
 
+def test_quantization_proxy_tends_to_rounding_and_its_noise_to_uniform():
+    from codec.pipeline.overfit_fit import kumaraswamy_noise, softround
+
+    y = torch.linspace(-3, 3, 601)
+    away = (y - y.floor() - 0.5).abs() > 0.05  # off the ties, where round itself jumps
+    assert torch.allclose(softround(y, 0.01)[away], torch.round(y)[away], atol=1e-3)
+    assert (softround(y, 5.0) - y).abs().max() < 0.01
+    assert (softround(y, 0.3) - y).abs().max() > 0.1
+    u = torch.rand(200_000, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(kumaraswamy_noise(u, 1.0), u - 0.5, atol=1e-6)
+    peaked = kumaraswamy_noise(u, 2.0)
+    assert peaked.min() >= -0.5 and peaked.max() <= 0.5
+    assert peaked.std() < (u - 0.5).std() * 0.9
+    counts = torch.histc(peaked, bins=10, min=-0.5, max=0.5)
+    assert counts.argmax() in (4, 5)  # the mode at 0
+
+
 def test_corrupt_network_section_is_a_format_error(coded):
     _, _, enc = coded
     container = read_container(enc.data)
