@@ -33,4 +33,4 @@ fi
 CODECS=(-c "ours:hyperprior-mse-l0067@3,2,1.4,1")
 for level in $LEVELS; do CODECS+=(-c "ours:overfit@$QUALITIES;effort=$level"); done
 .venv/bin/codec eval "$SUBSET" "${CODECS[@]}" -c avif -c webp --anchor avif \
-  --cache results/overfit/cache -j "${JOBS:-1}" -o "results/overfit/$SET"
+  --published vtm,bpg444 --cache results/overfit/cache -j "${JOBS:-1}" -o "results/overfit/${OUT:-$SET}"

@@ -50,11 +50,12 @@ def dense(nets: Networks, grids: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def synthesize(nets: Networks, grids: list[np.ndarray], rows: int = 128, threads: int = 2) -> np.ndarray:
+def synthesize(nets: Networks, grids: list[np.ndarray], rows: int = 128, threads: int = 1) -> np.ndarray:
     """Integer grids -> (H, W, 3) uint8. The MLP and the 3x3 layers run on bands of `rows` rows,
     `threads` bands at a time (numpy releases the GIL): each band is computed with as many extra
     rows on either side as there are 3x3 layers, which it then drops, so the pixels are the same
-    integers whatever the band size and the thread count."""
+    integers whatever the band size and the thread count. One thread by default: on 2 quiet cores
+    two measured 0.94x (numpy's BLAS already uses both; scripts/bench_overfit.py --decode)."""
     d = dense(nets, [np.asarray(g, np.float64) for g in grids])
     h = d.shape[1]
     bands = [(r, min(h, r + rows)) for r in range(0, h, rows)]
