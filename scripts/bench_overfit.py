@@ -1,6 +1,6 @@
 """Speed of the overfitted family's encoder: seconds per optimisation step (forward, backward, Adam)
-on a Kodak-sized image, float32 (the baseline, run first in the same process) against bfloat16
-autocast, per decoder size; and the decode time of one file in a fresh process against the
+on a Kodak-sized image, float32 eager (the baseline, run first in the same process) against
+bfloat16 autocast, eager and through torch.compile (as the encoder runs it), per decoder size; and the decode time of one file in a fresh process against the
 hyperprior's and Pillow's AVIF / WebP decoders (start-up included).
 
     python scripts/bench_overfit.py [--image PATH] [--sizes small,medium,large] [--steps 5] [--threads 2]
@@ -25,29 +25,33 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def step_seconds(pixels, size: str, bf16: bool, steps: int) -> float:
+def step_seconds(pixels, size: str, bf16: bool, compiled: bool, steps: int) -> tuple[float, float]:
+    """(seconds per step, seconds of the first step: compiling included) of the encoder's relaxed
+    step (Fit.relaxed_loss, backward, Adam)."""
     import torch
 
-    from codec.models.overfit import PRESETS, OverfitModel
+    from codec.models.overfit import PRESETS
+    from codec.pipeline import overfit_fit
     from codec.pipeline.overfit_fit import Fit, FitSchedule
 
-    h, w = pixels.shape[:2]
-    fit = Fit(pixels, PRESETS[size], 0.0067, FitSchedule(bf16=bf16))
-    model = OverfitModel(PRESETS[size], h, w)
+    fit = Fit(pixels, PRESETS[size], 0.0067, FitSchedule(bf16=bf16, compile=compiled, iterations=overfit_fit.COMPILE_FROM))
+    model = fit.start(0)
+    loss_fn = fit.relaxed_loss(model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss, _, _ = fit.cost(model, fit.relaxed(model))
+        loss = loss_fn(model.canvas, *fit.proxy_inputs(model, 0.5))
         opt.zero_grad()
         loss.backward()
         opt.step()
 
-    step()  # warm-up (allocations)
+    t0 = time.perf_counter()
+    step()  # warm-up (allocations, compiling)
+    first = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
-    return (time.perf_counter() - t0) / steps
+    return (time.perf_counter() - t0) / steps, first
 
 
 def decode_seconds(data: bytes, runs: int = 3) -> float:
@@ -78,7 +82,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--image", default=str(REPO.parent / "shared" / "data" / "kodak" / "kodim19.png"))
     p.add_argument("--sizes", default="small,medium,large")
-    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--steps", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--decode", default="", help="an overfitted file of --image: its decode time against the hyperprior's file of the same image")
     a = p.parse_args()
@@ -93,15 +97,16 @@ def main() -> None:
     h, w = pixels.shape[:2]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{a.threads} threads; image {Path(a.image).name} {w}x{h}; {a.steps} steps after one warm-up\n")
-    print("| size | MAC/px | float32 s/step | bfloat16 s/step | speed-up |")
-    print("|---|---:|---:|---:|---:|")
+    print("| size | MAC/px | float32 s/step (baseline) | bfloat16 s/step | bfloat16 compiled s/step | speed-up | compile s |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     from codec.models.overfit import PRESETS, grid_count
 
     for size in a.sizes.split(","):
-        f32 = step_seconds(pixels, size, False, a.steps)
-        b16 = step_seconds(pixels, size, True, a.steps)
+        f32, _ = step_seconds(pixels, size, False, False, a.steps)
+        b16, _ = step_seconds(pixels, size, True, False, a.steps)
+        comp, first = step_seconds(pixels, size, True, True, a.steps)
         macs = PRESETS[size].macs_per_pixel(grid_count(h, w))
-        print(f"| {size} | {macs:.0f} | {f32:.3f} | {b16:.3f} | {f32 / b16:.2f}x |")
+        print(f"| {size} | {macs:.0f} | {f32:.3f} | {b16:.3f} ({f32 / b16:.2f}x) | {comp:.3f} | {f32 / comp:.2f}x | {first - comp:.0f} |")
     if a.decode:
         data = Path(a.decode).read_bytes()
         buf = {}
@@ -141,11 +146,12 @@ def in_process(data: bytes, runs: int = 3) -> None:
         return min(times)
 
     grids = arm_int.decompress(c.get(overfit.YSTR), shapes, nets.arm, chunk.tile)
+    boxes = [(h, w) for _, _, _, h, w in arm_int.tile_boxes(shapes, chunk.tile)]
     arm = best(lambda: arm_int.decompress(c.get(overfit.YSTR), shapes, nets.arm, chunk.tile))
     up = best(lambda: overfit_int.dense(nets, [g.astype("float64") for g in grids]))
     one = best(lambda: overfit_int.synthesize(nets, grids, threads=1))
     two = best(lambda: overfit_int.synthesize(nets, grids, threads=2))
-    print(f"\ndecode in this process (best of {runs}): ARM {arm:.3f} s ({len(arm_int.Canvas(shapes, nets.arm.offsets).starts) - 1} "
+    print(f"\ndecode in this process (best of {runs}): ARM {arm:.3f} s ({len(arm_int.Canvas(boxes, nets.arm.offsets).starts) - 1} "
           f"wavefronts), upsampling {up:.3f} s, upsampling + synthesis on 1 thread {one:.3f} s, in bands on 2 threads "
           f"{two:.3f} s ({one / two:.2f}x); total {arm + two:.3f} s")
 

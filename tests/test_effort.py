@@ -181,19 +181,19 @@ def test_large_images_are_refined_tile_by_tile_and_still_never_lose(crop):
 
 
 def test_without_a_cxx_compiler_the_compiled_levels_run_eager(monkeypatch):
-    from codec.pipeline import refine
+    from codec.pipeline import compiling
 
     g_s = torch.nn.Conv2d(2, 3, 1)
     y = torch.randn(1, 2, 4, 4)
-    monkeypatch.setattr(refine.shutil, "which", lambda name: None)
-    plain = refine._CompiledOrEager(g_s)
+    monkeypatch.setattr(compiling.shutil, "which", lambda name: None)
+    plain = compiling.CompiledOrEager(g_s)
     assert plain.compiled is None and torch.equal(plain(y), g_s(y))
 
     def broken(*args, **kwargs):
         raise RuntimeError("InvalidCxxCompiler: no working C++ compiler found")
 
-    monkeypatch.setattr(refine.shutil, "which", lambda name: "/usr/bin/c++")
-    monkeypatch.setattr(refine.torch, "compile", lambda module, **kw: broken)
-    failing = refine._CompiledOrEager(g_s)
+    monkeypatch.setattr(compiling.shutil, "which", lambda name: "/usr/bin/c++")
+    monkeypatch.setattr(compiling.torch, "compile", lambda module, **kw: broken)
+    failing = compiling.CompiledOrEager(g_s)
     assert failing.compiled is broken
     assert torch.equal(failing(y), g_s(y)) and failing.compiled is None  # fell back once, for good

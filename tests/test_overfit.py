@@ -275,6 +275,47 @@ def test_quantization_proxy_tends_to_rounding_and_its_noise_to_uniform():
     assert counts.argmax() in (4, 5)  # the mode at 0
 
 
+def test_compiled_relaxed_step_matches_the_eager_one(monkeypatch):
+    """The encoder's compiled step (taken for long fits) computes the eager loss and gradients; it
+    must compile (no silent fall-back to eager) and take the proxy's t and a as tensors, so the
+    annealing does not recompile it."""
+    from codec.pipeline import compiling, overfit_fit
+
+    if not compiling.can_compile():
+        pytest.skip("no C++ compiler for torch.compile")
+    pixels = make_smooth_image(19, 26, seed=4)
+    monkeypatch.setattr(overfit_fit, "COMPILE_FROM", 0)
+    fit = Fit(pixels, model_lib.PRESETS["small"], 0.02, FitSchedule(iterations=10))
+    model = fit.start(0)
+    with torch.no_grad():
+        model.canvas.normal_(0, 2)
+    compiled = fit.relaxed_loss(model)
+    assert isinstance(compiled, compiling.CompiledOrEager)
+    eager = replace_schedule(fit, compile=False).relaxed_loss(model)
+    grads, graphs = [], []
+    for progress in (0.0, 0.7):
+        inputs = fit.proxy_inputs(model, progress)
+        losses = []
+        for fn in (compiled, eager):
+            model.zero_grad()
+            loss = fn(model.canvas, *inputs)
+            loss.backward()
+            losses.append(float(loss.detach()))
+            grads.append(model.canvas.grad.clone())
+        assert compiled.compiled is not None  # it compiled, and did not fall back
+        graphs.append(torch._dynamo.utils.counters["stats"]["unique_graphs"])
+        assert losses[0] == pytest.approx(losses[1], rel=1e-3)
+        assert torch.allclose(grads[-2], grads[-1], rtol=0.05, atol=1e-3 * grads[-1].abs().max())
+    assert grads[0].abs().sum() > 0 and not torch.equal(grads[0], grads[2])
+    assert graphs[0] > 0 and graphs[1] == graphs[0]  # new t and a: no recompiling
+
+
+def replace_schedule(fit: Fit, **changes) -> Fit:
+    other = Fit.__new__(Fit)
+    other.__dict__.update(fit.__dict__, schedule=replace(fit.schedule, **changes))
+    return other
+
+
 def test_corrupt_network_section_is_a_format_error(coded):
     _, _, enc = coded
     container = read_container(enc.data)
@@ -333,8 +374,8 @@ def test_target_size_refits_from_the_previous_model_and_never_exceeds_the_budget
     from codec.pipeline.image import compress_to_size
 
     monkeypatch.setitem(overfit.EFFORTS, 1, replace(TINY, iterations=200))
-    pixels = make_smooth_image(40, 48, seed=4)
-    model = load_model("overfit")
+    pixels = make_smooth_image(96, 128, seed=4)  # on 40x48 the networks are most of the file, whose
+    model = load_model("overfit")  # size then hardly follows the quality
     first = overfit.encode(model, overfit.fit(overfit.Analysis(pixels), overfit.rate_for(60), overfit.EFFORTS[1]),
                            overfit.rate_for(60))
     budget = int(len(first.data) * 0.9)

@@ -60,10 +60,13 @@ class OverfitConfig:
         return arm + ups + mlp + self.convs * 81
 
 
+TILE = 256
+"""The presets' ARM tile: a 768x512 image decodes in 1,021 wavefronts instead of 2,301 (the ARM's
+part of decoding about halves) for about 1% more latent bits (a fitted kodim23, not refitted)."""
 PRESETS = {
-    "small": OverfitConfig(arm_context=6, arm_hidden=2, widths=(16,)),
-    "medium": OverfitConfig(arm_context=12, arm_hidden=2, widths=(32,)),
-    "large": OverfitConfig(arm_context=24, arm_hidden=1, widths=(48, 16)),
+    "small": OverfitConfig(arm_context=6, arm_hidden=2, widths=(16,), tile=TILE),
+    "medium": OverfitConfig(arm_context=12, arm_hidden=2, widths=(32,), tile=TILE),
+    "large": OverfitConfig(arm_context=24, arm_hidden=1, widths=(48, 16), tile=TILE),
 }
 
 
@@ -121,6 +124,15 @@ class ShiftedViews(torch.autograd.Function):
         for k, (r, c) in enumerate(ctx.starts):
             out[..., r:r + n_r, c:c + n_c] += grad.select(ctx.dim, k)
         return out, None, None, None
+
+
+def shifted_views(x: torch.Tensor, starts, size, dim: int = -1) -> torch.Tensor:
+    """ShiftedViews in eager mode; under torch.compile the plain stack of slices, whose backward
+    the compiler fuses itself (through the custom Function it measured 13x slower than eager)."""
+    if torch.compiler.is_compiling():
+        n_r, n_c = size
+        return torch.stack([x[..., r:r + n_r, c:c + n_c] for r, c in starts], dim=dim)
+    return ShiftedViews.apply(x, starts, size, dim)
 
 
 class Arm(nn.Module):
@@ -197,7 +209,7 @@ def conv3x3(img: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torc
     (a 3x3 convolution of 3 channels is far faster this way on a CPU, backward included)."""
     c, h, w = img.shape
     p = F.pad(img[None], (1, 1, 1, 1), mode="replicate")[0]
-    cols = ShiftedViews.apply(p, [(dy, dx) for dy in range(3) for dx in range(3)], (h, w), 1)  # (C, 9, H, W)
+    cols = shifted_views(p, [(dy, dx) for dy in range(3) for dx in range(3)], (h, w), 1)  # (C, 9, H, W)
     out = weight.reshape(weight.shape[0], c * 9) @ cols.reshape(c * 9, h * w)
     return (out + bias[:, None]).float().reshape(-1, h, w)
 
@@ -260,7 +272,7 @@ class OverfitModel(nn.Module):
         rows, cols = self.layout.size
         n_r, n_c = rows - up, cols - 2 * side
         starts = [(up + dy, side + dx) for dy, dx in self.offsets]
-        ctx = ShiftedViews.apply(_compute_dtype(q), starts, (n_r, n_c)).reshape(n_r * n_c, len(starts))
+        ctx = shifted_views(_compute_dtype(q), starts, (n_r, n_c)).reshape(n_r * n_c, len(starts))
         return ctx if self.tile_mask is None else ctx * self.tile_mask.to(ctx.dtype)
 
     def _tile_mask(self, tile: int) -> torch.Tensor | None:

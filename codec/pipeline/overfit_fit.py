@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from codec.models.overfit import OverfitConfig, OverfitModel
+from codec.pipeline.compiling import CompiledOrEager
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,18 @@ class FitSchedule:
     proxy: str = "softround"  # "noise": y + u; "softround": sr(sr(y, T) + n, T), n Kumaraswamy (C3)
     temperature: tuple[float, float] = (0.3, 0.1)  # soft-round temperature, start -> end (linear)
     kumaraswamy: tuple[float, float] = (2.0, 1.0)  # noise shape a (1: uniform), start -> end
+    compile: bool = True  # torch.compile the relaxed cost where it pays (COMPILE_FROM)
+
+
+COMPILE_FROM = 1 << 27
+"""Pixels x iterations from which the relaxed cost is compiled: compiling takes about 30 s (a
+Kodak image, 2 cores) and saves about half of each step; below this it would not pay back."""
 
 
 def softround(y: torch.Tensor, t: float) -> torch.Tensor:
     """Agustsson & Theis's soft rounding: round(y) as t -> 0, y as t grows."""
     floor = torch.floor(y)
-    return floor + 0.5 * torch.tanh((y - floor - 0.5) / t) / math.tanh(0.5 / t) + 0.5
+    return floor + 0.5 * torch.tanh((y - floor - 0.5) / t) / torch.tanh(torch.as_tensor(0.5 / t)) + 0.5
 
 
 def kumaraswamy_noise(u: torch.Tensor, a: float) -> torch.Tensor:
@@ -58,6 +65,14 @@ def kumaraswamy_noise(u: torch.Tensor, a: float) -> torch.Tensor:
     (b chosen for that); a = 1 is uniform, larger a more peaked."""
     b = (2 ** a * (a - 1) + 1) / a
     return (1 - (1 - u) ** (1 / b)) ** (1 / a) - 0.5
+
+
+def relax(canvas: torch.Tensor, u: torch.Tensor, t, a, proxy: str) -> torch.Tensor:
+    """The relaxed canvas under a quantization proxy, u ~ U(0, 1) of its shape, at temperature t
+    and noise shape a (floats or 0-d tensors; tensors keep a compiled step from recompiling)."""
+    if proxy == "noise":
+        return canvas + u - 0.5
+    return softround(softround(canvas, t) + kumaraswamy_noise(u, a), t)
 
 
 def straight_through(y: torch.Tensor) -> torch.Tensor:
@@ -82,15 +97,29 @@ class Fit:
         mse = torch.mean((model.image(q) - self.x) ** 2) * 255.0 ** 2
         return self.lam * mse + bpp, bpp, mse
 
-    def relaxed(self, model: OverfitModel, progress: float = 0.0) -> torch.Tensor:
-        """The canvas under the schedule's quantization proxy, `progress` in [0, 1] of its phase."""
-        u = torch.rand(model.canvas.shape, generator=self.generator)
+    def proxy_inputs(self, model: OverfitModel, progress: float = 0.0) -> tuple[torch.Tensor, ...]:
+        """(u, t, a) of one relaxed step, `progress` in [0, 1] of the relaxed phase."""
         s = self.schedule
-        if s.proxy == "noise":
-            return model.canvas + u - 0.5
+        u = torch.rand(model.canvas.shape, generator=self.generator)
         t = s.temperature[0] + (s.temperature[1] - s.temperature[0]) * progress
         a = s.kumaraswamy[0] + (s.kumaraswamy[1] - s.kumaraswamy[0]) * progress
-        return softround(softround(model.canvas, t) + kumaraswamy_noise(u, a), t)
+        return u, torch.tensor(t), torch.tensor(a)
+
+    def relaxed(self, model: OverfitModel, progress: float = 0.0) -> torch.Tensor:
+        """The canvas under the schedule's quantization proxy, `progress` in [0, 1] of its phase."""
+        return relax(model.canvas, *self.proxy_inputs(model, progress), self.schedule.proxy)
+
+    def relaxed_loss(self, model: OverfitModel):
+        """loss(canvas, u, t, a) of a relaxed step, compiled when the fit is long enough to pay."""
+        s = self.schedule
+
+        def loss(canvas, u, t, a):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=s.bf16):
+                return self.cost(model, relax(canvas, u, t, a, s.proxy))[0]
+
+        if s.compile and self.h * self.w * s.iterations >= COMPILE_FROM:
+            return CompiledOrEager(loss)
+        return loss
 
     @torch.no_grad()
     def hard_cost(self, model: OverfitModel) -> tuple[float, float, float]:
@@ -133,20 +162,20 @@ class Fit:
             [{"params": [model.canvas], "scale": s.latent_lr / s.lr}, {"params": nets, "scale": 1.0}], lr=s.lr)
         model._opt = opt
         hard_from = int(total * (1 - s.hard))
+        relaxed_loss = self.relaxed_loss(model)
         best = (math.inf, None)
         for i in range(first, last):
             progress = i / max(1, hard_from)
             if i < hard_from:
                 lr = s.final_lr + 0.5 * (s.lr - s.final_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
-                q = self.relaxed(model, min(1.0, progress))
+                loss = relaxed_loss(model.canvas, *self.proxy_inputs(model, min(1.0, progress)))
             else:
                 lr = s.final_lr
-                q = straight_through(model.canvas)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=s.bf16):
+                    loss = self.cost(model, straight_through(model.canvas))[0]
             for group in opt.param_groups:
                 group["lr"] = lr * group["scale"]
             opt.zero_grad(set_to_none=True)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=s.bf16):
-                loss, bpp, mse = self.cost(model, q)
             loss.backward()
             opt.step()
             if (i + 1) % s.check_every == 0 or i + 1 == last:

@@ -24,12 +24,13 @@ torch.compile for the longer levels (results/effort/speed.md measures both).
 from __future__ import annotations
 
 import math
-import shutil
 from dataclasses import asdict, dataclass, replace
 from typing import Callable, Protocol
 
 import numpy as np
 import torch
+
+from codec.pipeline.compiling import CompiledOrEager
 
 Progress = Callable[[int, int, float, float], None]  # (step, steps, bpp, PSNR dB) of the best point so far
 Relaxed = Callable[[torch.Tensor, torch.Tensor, float, torch.Generator], torch.Tensor]  # (v, u, tau, gen) -> cost
@@ -109,27 +110,7 @@ def soft_round(v: torch.Tensor, tau: float, generator: torch.Generator) -> torch
     return lo + w[..., 1]
 
 
-CXX = ("c++", "g++", "clang++")  # torch.compile's CPU backend builds C++ kernels with one of these
-
-
-class _CompiledOrEager:
-    """g_s through torch.compile, or eager where compiling is impossible (no C++ compiler, an
-    unsupported platform): the first failure switches to eager for good, with the same result."""
-
-    def __init__(self, g_s: torch.nn.Module):
-        self.eager = g_s
-        self.compiled = torch.compile(g_s, dynamic=False) if any(shutil.which(c) for c in CXX) else None
-
-    def __call__(self, y: torch.Tensor) -> torch.Tensor:
-        if self.compiled is not None:
-            try:
-                return self.compiled(y)
-            except Exception:  # any compiler failure: fall back, never fail the encode
-                self.compiled = None
-        return self.eager(y)
-
-
-_COMPILED: dict[int, _CompiledOrEager] = {}
+_COMPILED: dict[int, CompiledOrEager] = {}
 
 
 def synthesis(module, compile_it: bool):
@@ -139,7 +120,7 @@ def synthesis(module, compile_it: bool):
         return module.g_s
     key = id(module.g_s)
     if key not in _COMPILED:
-        _COMPILED[key] = _CompiledOrEager(module.g_s)
+        _COMPILED[key] = CompiledOrEager(module.g_s)
     return _COMPILED[key]
 
 
