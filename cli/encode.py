@@ -23,8 +23,10 @@ EFFORT_HELP = (
     "cores, default model: 0 = one pass, 0.3 s; 1 = 60 steps of stochastic Gumbel annealing of the latents, "
     "36 s, 6.6% fewer bits at equal PSNR; 2 = 400 steps, 95 s, 14.2% fewer bits; 3 = 1500 steps, about 5 min, "
     "17.3% fewer bits (2.5% fewer than AVIF). Hyperprior and M2T models (M2T: effort 1 gave 7% "
-    "fewer bits on 2 photos, each step slower by the transformer pass). Combines with --target-size/--target-bpp "
-    "(within 5% under the budget)."
+    "fewer bits on 2 photos, each step slower by the transformer pass). Overfitted model (-m overfit; effort 0 is 1): "
+    "the whole decoder is fitted to the image, 1 = 1,900 steps of a small decoder (about 525 multiplications a "
+    "pixel), 2 = 4,600 of a medium one (990), 3 = 12,000 of a large one (2,240); see the README. Combines with "
+    "--target-size/--target-bpp (within 5% under the budget)."
 )
 
 
@@ -44,6 +46,7 @@ def encode(
     gop: int = typer.Option(32, "--gop", min=1, max=65535, help="Video: an intra frame every N frames (1 = all-intra)."),
     frames: Optional[str] = typer.Option(None, "--frames", help="Video: frames A:B only (A included, B excluded)."),
     fps: Optional[str] = typer.Option(None, "--fps", help="Video: frame rate to record (default: the source's; 25 for frame folders)."),
+    device: str = typer.Option("cpu", "--device", help="Where the overfitted model's encoder optimises (-m overfit): cpu, or cuda on a machine with a GPU. The file is the same format; decoding is always on the CPU."),
 ) -> None:
     """Compress images into .bin bitstreams (or one video into a .bin video bitstream)."""
     from codec.videoio import is_video_source
@@ -51,8 +54,8 @@ def encode(
     if any(src != STDIO and is_video_source(src) for src in inputs):
         if len(inputs) > 1:
             raise UsageError("encode one video at a time (several inputs are images only)")
-        if target_bpp is not None or target_size is not None or effort:
-            raise UsageError("--target-size, --target-bpp and --effort are for images; videos take --quality")
+        if target_bpp is not None or target_size is not None or effort or device != "cpu":
+            raise UsageError("--target-size, --target-bpp, --effort and --device are for images; videos take --quality")
         if quality is not None and step is not None:
             raise UsageError("choose one of --quality, --step")
         _encode_video(inputs[0], output, model=model, quality=quality, step=step, gop=gop, frames=frames, fps=fps,
@@ -61,9 +64,23 @@ def encode(
     if frames is not None or fps is not None:
         raise UsageError("--frames and --fps are for video inputs")
     rate = _image_rate(quality, target_bpp, target_size, step, effort)
+    _check_device(device)
     out, outputs = prepare(inputs, output, ".bin", json_out=json_out, force=force, threads=threads, what="bitstream")
     _encode_images(list(zip(inputs, outputs)), out, model=model, rate=rate, force=force, max_pixels=max_pixels,
-                   json_out=json_out)
+                   json_out=json_out, device=device)
+
+
+DEVICES = ("cpu", "cuda")
+
+
+def _check_device(device: str) -> None:
+    if device not in DEVICES:
+        raise UsageError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: torch sees no CUDA GPU on this machine (use --device cpu)")
 
 
 def _encode_video(src: str, output: str | None, *, model: str | None, quality: float | None, step: float | None,
@@ -121,14 +138,21 @@ def _image_rate(quality: float | None, target_bpp: float | None, target_size: st
 
 
 def _encode_images(pairs: list[tuple[str, str]], out: Output, *, model: str | None, rate: ImageRate, force: bool,
-                   max_pixels: int, json_out: bool) -> None:
+                   max_pixels: int, json_out: bool, device: str = "cpu") -> None:
     """`codec encode IMAGES`: each (input, output) pair with one model, loaded once; failures collected."""
     from codec.pipeline import load_model
 
     t0 = time.perf_counter()
     loaded = load_model(model)
     load_seconds = time.perf_counter() - t0
-    one = functools.partial(_encode_image, loaded, out=out, rate=rate, force=force, max_pixels=max_pixels)
+    from codec.pipeline.image import device_options
+    from codec.registry import family_of
+
+    try:
+        device_options(family_of(loaded), device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    one = functools.partial(_encode_image, loaded, out=out, rate=rate, force=force, max_pixels=max_pixels, device=device)
     result = run_batch(pairs, one, out, "encoding")
     if json_out:
         out.emit({
@@ -139,7 +163,8 @@ def _encode_images(pairs: list[tuple[str, str]], out: Output, *, model: str | No
     raise_if_failed(result, len(pairs))
 
 
-def _encode_image(loaded, src: str, dst: str, *, out: Output, rate: ImageRate, force: bool, max_pixels: int) -> dict:
+def _encode_image(loaded, src: str, dst: str, *, out: Output, rate: ImageRate, force: bool, max_pixels: int,
+                  device: str = "cpu") -> dict:
     """One image to one bitstream (or stdout); returns its row of the --json report."""
     from codec.atomic import atomic_write
     from codec.io import read_image
@@ -158,12 +183,12 @@ def _encode_image(loaded, src: str, dst: str, *, out: Output, rate: ImageRate, f
         long_encode = rate.effort or family_of(loaded).default_effort
         with refine_progress(out, src) if long_encode else contextlib.nullcontext() as on_progress:
             if budget is not None:
-                enc, fits = compress_to_size(loaded, image.pixels, budget, rate.effort, on_progress)
+                enc, fits = compress_to_size(loaded, image.pixels, budget, rate.effort, on_progress, device)
                 if not fits:
                     out.warn(f"{src}: even the lowest quality needs {len(enc.data)} bytes, over the target of {budget}")
             else:
                 enc = compress(loaded, image.pixels, 1.0 if rate.step is None else rate.step, rate.quality,
-                               rate.effort, on_progress)
+                               rate.effort, on_progress, device)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if dst == STDIO:

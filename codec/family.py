@@ -67,6 +67,7 @@ class Family:
     kind: ClassVar[str] = "image"  # "image" or "video": which pipeline codes with it
     efforts: ClassVar[tuple[int, ...]] = (0,)  # effort levels the encoder offers
     default_effort: ClassVar[int] = 0  # the effort an encode at effort 0 runs (fitted families: their first level)
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)  # torch devices the encoder's refinement can run on
 
     # --- weights ---------------------------------------------------------------------------
 
@@ -109,7 +110,8 @@ class Family:
             raise ValueError(f"effort levels are not available for {self.name} models; use effort 0")
         return analysis
 
-    def compress_to_size(self, model: Loaded, pixels: np.ndarray, max_bytes: int, effort: int, on_progress=None):
+    def compress_to_size(self, model: Loaded, pixels: np.ndarray, max_bytes: int, effort: int, on_progress=None,
+                         device: str = "cpu"):
         """(Encoded, fits) of a family with its own way to meet a size; None: the pipeline's search
         over the rate, which re-encodes a shared analysis."""
         return None

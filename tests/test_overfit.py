@@ -355,11 +355,13 @@ def test_shifted_views_and_conv_match_the_plain_torch_ops():
     assert torch.allclose(model_lib.conv3x3(img, w, b).double(), ref.float().double(), atol=1e-5)
 
 
-def test_cli_encodes_with_the_overfitted_model_and_decodes_the_file(tmp_path):
+def test_cli_encodes_with_the_overfitted_model_and_decodes_the_file(tmp_path, monkeypatch):
     from PIL import Image
     from typer.testing import CliRunner
 
     from cli.app import make_app
+
+    monkeypatch.setitem(overfit.EFFORTS, 1, TINY)  # the plumbing, not the preset's 1,000 steps
 
     src = tmp_path / "small.png"
     Image.fromarray(make_smooth_image(20, 28, seed=2)).save(src)
@@ -368,6 +370,26 @@ def test_cli_encodes_with_the_overfitted_model_and_decodes_the_file(tmp_path):
     r = CliRunner().invoke(make_app(), ["decode", str(tmp_path / "a.bin"), "-o", str(tmp_path / "a.png")])
     assert r.exit_code == 0, r.stderr
     assert np.asarray(Image.open(tmp_path / "a.png")).shape == (20, 28, 3)
+
+
+def test_device_option_is_checked_before_any_work(tmp_path):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from cli.app import make_app
+    from codec.pipeline.image import device_options
+    from codec.registry import get
+
+    src = tmp_path / "small.png"
+    Image.fromarray(make_smooth_image(20, 28, seed=2)).save(src)
+    r = CliRunner().invoke(make_app(), ["encode", str(src), "-m", "overfit", "--device", "tpu", "-o", str(tmp_path / "a.bin")])
+    assert r.exit_code == 2 and "--device must be one of cpu, cuda" in r.stderr and not (tmp_path / "a.bin").exists()
+    if not torch.cuda.is_available():
+        r = CliRunner().invoke(make_app(), ["encode", str(src), "-m", "overfit", "--device", "cuda", "-o", str(tmp_path / "a.bin")])
+        assert r.exit_code == 2 and "no CUDA GPU" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert device_options(get("overfit"), "cuda") == {"device": "cuda"} and device_options(get("overfit"), "cpu") == {}
+    with pytest.raises(ValueError, match="not available for hyperprior models"):
+        device_options(get("hyperprior"), "cuda")
 
 
 def test_target_size_refits_from_the_previous_model_and_never_exceeds_the_budget(monkeypatch):

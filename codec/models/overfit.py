@@ -200,8 +200,10 @@ def _up_axis(x: torch.Tensor, taps: torch.Tensor, axis: int) -> torch.Tensor:
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.Tensor:
-    """x in the autocast dtype when autocast is on (cast once, before the views are stacked)."""
-    return x.to(torch.get_autocast_dtype("cpu")) if torch.is_autocast_enabled("cpu") else x
+    """x in the autocast dtype when autocast is on for its device (cast once, before the views are
+    stacked)."""
+    device = x.device.type
+    return x.to(torch.get_autocast_dtype(device)) if torch.is_autocast_enabled(device) else x
 
 
 def conv3x3(img: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

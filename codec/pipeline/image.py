@@ -40,24 +40,37 @@ def load_model(model: str | Loaded | None = None) -> Loaded:
     return loaded
 
 
+def device_options(family, device: str) -> dict:
+    """The refinement's keyword for `device` (none for the CPU); ValueError where the family's encoder
+    cannot run there."""
+    if device == "cpu":
+        return {}
+    if device not in family.devices:
+        raise ValueError(f"--device {device} is not available for {family.name} models "
+                         f"(their encoder runs on: {', '.join(family.devices)})")
+    return {"device": device}
+
+
 def compress(model: Loaded, pixels: np.ndarray, step: float = 1.0, quality: float | None = None,
-             effort: int = 0, on_progress=None) -> Encoded:
+             effort: int = 0, on_progress=None, device: str = "cpu") -> Encoded:
     """(H, W, 3) uint8 -> a complete container.
 
     Rate: `quality` 0..100 (variable-rate models; single-rate ones map it to a step) or `step`
     (quantisation step of y, 1 = as trained, larger = fewer bits). Recorded in the header, so
     decoding needs no flag. `effort` refines the latents for this image (slower encode, same
     decoder; the levels a family offers are `Family.efforts`); `on_progress(step, steps, bpp, psnr)`
-    follows a long refinement.
+    follows a long refinement. `device`: where the refinement runs (`Family.devices`; the file is
+    the same wherever it ran).
     """
     t0 = time.perf_counter()
     model = load_model(model)
     family = family_of(model)
+    options = device_options(family, device)
     rate = rate_for(model, quality=quality, step=step)
     analysis = family.analyse(model, pixels)
     effort = effort or family.default_effort
     if effort:
-        analysis = family.refine(model, analysis, rate, effort, on_progress=on_progress)
+        analysis = family.refine(model, analysis, rate, effort, on_progress=on_progress, **options)
     return replace(family.encode(model, analysis, rate), seconds=time.perf_counter() - t0)
 
 
@@ -65,7 +78,7 @@ TARGET_SLACK = 0.05  # with effort, --target-size aims for a file within 5% unde
 
 
 def compress_to_size(model: Loaded, pixels: np.ndarray, max_bytes: int, effort: int = 0,
-                     on_progress=None) -> tuple[Encoded, bool]:
+                     on_progress=None, device: str = "cpu") -> tuple[Encoded, bool]:
     """The highest-quality file of at most `max_bytes` (whole file); (smallest file, False) if none fits.
 
     The analysis runs once; only the quantisation and coding repeat during the search. With
@@ -76,7 +89,7 @@ def compress_to_size(model: Loaded, pixels: np.ndarray, max_bytes: int, effort: 
     t0 = time.perf_counter()
     model = load_model(model)
     family = family_of(model)
-    own = family.compress_to_size(model, pixels, max_bytes, effort, on_progress)
+    own = family.compress_to_size(model, pixels, max_bytes, effort, on_progress, **device_options(family, device))
     if own is not None:
         enc, fits = own
         return replace(enc, seconds=time.perf_counter() - t0), fits

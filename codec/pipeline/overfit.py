@@ -48,22 +48,24 @@ class Preset:
     warmup: int = 100
 
 
-EFFORTS = {  # effort 0 is effort 1. All on the large decoder: per second of encoding it beats the
-    # smaller ones at every length tried (a 256x256 crop of kodim19 at quality 60, one thread, cost
-    # lambda MSE + bpp): large 1,000 steps 0.789, 3,750 steps 0.715; medium 1,500 0.818, 3,000 0.770,
-    # 6,000 0.743, 12,000 0.719; small 1,500 0.811, 3,000 0.767; a large step costs 1.6x a medium
-    # one. One start: with the synthesis starting at the mean colour, the warm-up among 3 starts of
-    # 100 steps lost to one start given the same steps (kodim04, small decoder, quality 40: cost
-    # 0.2861 against 0.2677)
-    1: Preset("large", 1000, candidates=1, warmup=0),
-    2: Preset("large", 3000, candidates=1, warmup=0),
+EFFORTS = {  # effort 0 is effort 1. The decoder grows with the effort, not before: its networks
+    # travel in the file (about 500 / 750 / 1,650 bytes small / medium / large), which low rates
+    # cannot pay for. kodim04 at quality 40, about the same encode time: small 1,900 steps 5,209
+    # bytes (networks 509) at 28.28 dB, coded cost 0.268; large 1,000 steps 6,410 bytes (networks
+    # 1,678) at 28.02 dB, cost 0.302. Without the networks' bytes, on a 256x256 crop of kodim19 at
+    # quality 60, the large decoder led per second of encoding (large 3,750 steps 0.715; medium
+    # 6,000 0.743; large 12,000 0.668). One start: with the synthesis starting at the mean colour,
+    # the warm-up among 3 starts of 100 steps lost to one start given the same steps (kodim04,
+    # small decoder, quality 40: cost 0.2861 against 0.2677)
+    1: Preset("small", 1900, candidates=1, warmup=0),
+    2: Preset("medium", 4600, candidates=1, warmup=0),
     3: Preset("large", 12000, candidates=1, warmup=0),
 }
 DEFAULT_EFFORT = 1
 MAX_PIXELS = 1 << 25
 """Largest overfitted image (about 33 MP): the decoder holds the upsampled latents of the whole
 image in float64 (L x 8 bytes a pixel, 1.9 GB at this size), so both sides refuse larger ones."""
-REVISION = 6
+REVISION = 7
 """The encoder's revision: part of `effort_settings`, so evaluation caches never mix files of an
 older optimisation with a newer one (raise it with every change to the fit or the shift search)."""
 
@@ -119,14 +121,15 @@ def rate_from_field(value: int) -> OverfitRate:
 # --- encoder -------------------------------------------------------------------------------------
 
 
-def fit(a: Analysis, rate: OverfitRate, preset: Preset, seed: int = 0, on_progress=None) -> Analysis:
-    """The analysis with a model fitted to its pixels for the rate's lambda (the encoder's work)."""
+def fit(a: Analysis, rate: OverfitRate, preset: Preset, seed: int = 0, on_progress=None, device: str = "cpu") -> Analysis:
+    """The analysis with a model fitted to its pixels for the rate's lambda (the encoder's work), on
+    a torch device (the fitted model comes back on the CPU)."""
     from codec.models.overfit import PRESETS
     from codec.pipeline.overfit_fit import Fit, FitSchedule
 
     t0 = time.perf_counter()
     schedule = FitSchedule(iterations=preset.iterations, candidates=preset.candidates, warmup=preset.warmup)
-    model = Fit(a.pixels, PRESETS[preset.size], rate.lam, schedule, seed).run(on_progress)
+    model = Fit(a.pixels, PRESETS[preset.size], rate.lam, schedule, seed, device).run(on_progress).cpu()
     return replace(a, fitted=model, fitted_for=(rate.lam, preset, seed), seconds=a.seconds + time.perf_counter() - t0)
 
 
@@ -182,7 +185,7 @@ RATE_EXPONENT = 0.4  # bytes ~ lambda^0.4 (the first step's guess; later steps u
 
 
 def fit_to_size(model: OverfitLoaded, a: Analysis, max_bytes: int, effort: int, seed: int = 0,
-                on_progress=None) -> tuple[Encoded, bool]:
+                on_progress=None, device: str = "cpu") -> tuple[Encoded, bool]:
     """The largest file of at most `max_bytes`: one fit at quality 60, then up to TARGET_REFITS
     refits, each warm-started from the previous model for a quarter of the preset's iterations at
     the quality the size model predicts (bytes ~ lambda^RATE_EXPONENT, then the secant through the
@@ -194,7 +197,7 @@ def fit_to_size(model: OverfitLoaded, a: Analysis, max_bytes: int, effort: int, 
     preset = EFFORTS[effort]
     target = max_bytes * (1 - TARGET_SLACK / 2)
     q = DEFAULT_QUALITY
-    fitted = fit(a, rate_for(q), preset, seed, on_progress)
+    fitted = fit(a, rate_for(q), preset, seed, on_progress, device)
     tried = [(q, encode(model, fitted, rate_for(q)))]
     for _ in range(TARGET_REFITS):
         size = len(tried[-1][1].data)
@@ -211,7 +214,7 @@ def fit_to_size(model: OverfitLoaded, a: Analysis, max_bytes: int, effort: int, 
             break
         rate = rate_for(round(q_next, 2))
         schedule = FitSchedule(iterations=max(1, preset.iterations // 4), candidates=1, warmup=0)
-        model_next = Fit(a.pixels, PRESETS[preset.size], rate.lam, schedule, seed).resume(fitted.fitted, on_progress)
+        model_next = Fit(a.pixels, PRESETS[preset.size], rate.lam, schedule, seed, device).resume(fitted.fitted, on_progress).cpu()
         fitted = replace(fitted, fitted=model_next, fitted_for=(rate.lam, preset, seed))
         tried.append((rate.quality, encode(model, fitted, rate)))
     fitting = [e for _, e in tried if len(e.data) <= max_bytes]
@@ -306,6 +309,7 @@ class Overfit(Family):
     name = "overfit"
     kind = "image"
     efforts = (0, *EFFORTS)
+    devices = ("cpu", "cuda")
     default_effort = DEFAULT_EFFORT  # there is no one-pass encode: effort 0 is the first level
 
     def builtin(self, model_id: str) -> OverfitLoaded:
@@ -321,15 +325,15 @@ class Overfit(Family):
         _check_size(*pixels.shape[:2])
         return Analysis(np.ascontiguousarray(pixels))
 
-    def refine(self, model, analysis, rate, effort: int, seed: int = 0, on_progress=None, **_):
+    def refine(self, model, analysis, rate, effort: int, seed: int = 0, on_progress=None, device: str = "cpu", **_):
         if effort not in EFFORTS:
             raise ValueError(f"effort {effort} is not a level of overfitted models (1..{max(EFFORTS)})")
-        return fit(analysis, rate, EFFORTS[effort], seed, on_progress)
+        return fit(analysis, rate, EFFORTS[effort], seed, on_progress, device)
 
-    def compress_to_size(self, model, pixels, max_bytes, effort, on_progress=None):
+    def compress_to_size(self, model, pixels, max_bytes, effort, on_progress=None, device: str = "cpu"):
         _check_size(*pixels.shape[:2])
         return fit_to_size(model, Analysis(np.ascontiguousarray(pixels)), max_bytes, effort or DEFAULT_EFFORT,
-                           on_progress=on_progress)
+                           on_progress=on_progress, device=device)
 
     def effort_settings(self, effort: int) -> dict:
         from codec.models.overfit import PRESETS

@@ -82,13 +82,16 @@ def straight_through(y: torch.Tensor) -> torch.Tensor:
 
 
 class Fit:
-    """One optimisation of an OverfitModel on pixels (H, W, 3) uint8 for lambda `lam`."""
+    """One optimisation of an OverfitModel on pixels (H, W, 3) uint8 for lambda `lam`, on a torch
+    device ("cpu", or "cuda" where a GPU is present: the same steps, other kernels)."""
 
-    def __init__(self, pixels: np.ndarray, config: OverfitConfig, lam: float, schedule: FitSchedule, seed: int = 0):
-        self.x = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).float() / 255.0
+    def __init__(self, pixels: np.ndarray, config: OverfitConfig, lam: float, schedule: FitSchedule, seed: int = 0,
+                 device: str = "cpu"):
+        self.device = torch.device(device)
+        self.x = (torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).float() / 255.0).to(self.device)
         self.h, self.w = pixels.shape[:2]
         self.config, self.lam, self.schedule, self.seed = config, lam, schedule, seed
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
     def cost(self, model: OverfitModel, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(loss, bpp, mse in 8-bit units) of the canvas q (quantized or relaxed)."""
@@ -100,10 +103,10 @@ class Fit:
     def proxy_inputs(self, model: OverfitModel, progress: float = 0.0) -> tuple[torch.Tensor, ...]:
         """(u, t, a) of one relaxed step, `progress` in [0, 1] of the relaxed phase."""
         s = self.schedule
-        u = torch.rand(model.canvas.shape, generator=self.generator)
+        u = torch.rand(model.canvas.shape, generator=self.generator, device=self.device)
         t = s.temperature[0] + (s.temperature[1] - s.temperature[0]) * progress
         a = s.kumaraswamy[0] + (s.kumaraswamy[1] - s.kumaraswamy[0]) * progress
-        return u, torch.tensor(t), torch.tensor(a)
+        return u, torch.tensor(t, device=self.device), torch.tensor(a, device=self.device)
 
     def relaxed(self, model: OverfitModel, progress: float = 0.0) -> torch.Tensor:
         """The canvas under the schedule's quantization proxy, `progress` in [0, 1] of its phase."""
@@ -114,7 +117,7 @@ class Fit:
         s = self.schedule
 
         def loss(canvas, u, t, a):
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=s.bf16):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=s.bf16):
                 return self.cost(model, relax(canvas, u, t, a, s.proxy))[0]
 
         if s.compile and self.h * self.w * s.iterations >= COMPILE_FROM:
@@ -142,7 +145,7 @@ class Fit:
         bias a channel whose output starts negative is cut off by the ReLU between the 3x3 layers;
         the other channels then imitate it through the last layer for hundreds of iterations, a
         plateau near 23 dB on kodim23, until the cut path revives.)"""
-        model = OverfitModel(self.config, self.h, self.w, seed=seed)
+        model = OverfitModel(self.config, self.h, self.w, seed=seed).to(self.device)
         with torch.no_grad():
             model.synthesis.mlp[-1].bias.copy_(self.x.mean(dim=(1, 2)))
         return model
@@ -150,7 +153,7 @@ class Fit:
     def resume(self, start: OverfitModel, on_progress=None) -> OverfitModel:
         """A copy of a fitted model optimised further at this Fit's lambda (a warm start for another
         rate): the schedule's iterations without the warm-up; `start` is left as it was."""
-        model = copy.deepcopy(start)
+        model = copy.deepcopy(start).to(self.device)
         model._opt = None
         return self._optimise(model, 0, self.schedule.iterations, self.schedule.iterations, on_progress)
 
@@ -171,7 +174,7 @@ class Fit:
                 loss = relaxed_loss(model.canvas, *self.proxy_inputs(model, min(1.0, progress)))
             else:
                 lr = s.final_lr
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=s.bf16):
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=s.bf16):
                     loss = self.cost(model, straight_through(model.canvas))[0]
             for group in opt.param_groups:
                 group["lr"] = lr * group["scale"]
