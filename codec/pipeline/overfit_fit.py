@@ -112,12 +112,16 @@ class Fit:
         """The canvas under the schedule's quantization proxy, `progress` in [0, 1] of its phase."""
         return relax(model.canvas, *self.proxy_inputs(model, progress), self.schedule.proxy)
 
+    def autocast(self):
+        """bfloat16 autocast for the matrix products on the fit's device (off with bf16=False)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.schedule.bf16)
+
     def relaxed_loss(self, model: OverfitModel):
         """loss(canvas, u, t, a) of a relaxed step, compiled when the fit is long enough to pay."""
         s = self.schedule
 
         def loss(canvas, u, t, a):
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=s.bf16):
+            with self.autocast():
                 return self.cost(model, relax(canvas, u, t, a, s.proxy))[0]
 
         if s.compile and self.h * self.w * s.iterations >= COMPILE_FROM:
@@ -174,7 +178,7 @@ class Fit:
                 loss = relaxed_loss(model.canvas, *self.proxy_inputs(model, min(1.0, progress)))
             else:
                 lr = s.final_lr
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=s.bf16):
+                with self.autocast():
                     loss = self.cost(model, straight_through(model.canvas))[0]
             for group in opt.param_groups:
                 group["lr"] = lr * group["scale"]
