@@ -1,9 +1,13 @@
 """Speed of the overfitted family's encoder: seconds per optimisation step (forward, backward, Adam)
-on a Kodak-sized image, float32 eager (the baseline, run first in the same process) against
-bfloat16 autocast, eager and through torch.compile (as the encoder runs it), per decoder size; and the decode time of one file in a fresh process against the
-hyperprior's and Pillow's AVIF / WebP decoders (start-up included).
+on a Kodak-sized image, float32 eager with glibc's default heap (the baseline, run first in the
+same process) against the encoder's settings: freed memory retained (codec.pipeline.allocator),
+float32 eager and through torch.compile, and bfloat16 autocast eager and compiled where the CPU
+computes bfloat16 natively (codec.pipeline.precision; --bf16 yes to force), per decoder size; and
+the decode time of one file in a fresh process against the hyperprior's and Pillow's AVIF / WebP
+decoders (start-up included).
 
     python scripts/bench_overfit.py [--image PATH] [--sizes small,medium,large] [--steps 5] [--threads 2]
+                                    [--bf16 auto|yes|no]
                                     [--decode FILE_OF_THE_SAME_IMAGE]
 
 Prints a markdown table (machine stated); results/overfit/speed.md holds the committed run.
@@ -84,29 +88,46 @@ def main() -> None:
     p.add_argument("--sizes", default="small,medium,large")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--bf16", choices=("auto", "yes", "no"), default="auto",
+                   help="measure the bfloat16 steps too (auto: where the CPU computes bfloat16 natively)")
+
     p.add_argument("--decode", default="", help="an overfitted file of --image: its decode time against the hyperprior's file of the same image")
     a = p.parse_args()
     import numpy as np
     import torch
     from PIL import Image
 
+    from codec.pipeline import allocator
+    from codec.pipeline.precision import native_bf16
+
     torch.set_num_threads(a.threads)
+    bf16 = a.bf16 == "yes" or (a.bf16 == "auto" and native_bf16())
     pixels = np.array(Image.open(a.image).convert("RGB"))
     if pixels.shape[0] > pixels.shape[1]:
         pixels = pixels.transpose(1, 0, 2).copy()
     h, w = pixels.shape[:2]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{a.threads} threads; image {Path(a.image).name} {w}x{h}; {a.steps} steps after one warm-up\n")
-    print("| size | MAC/px | float32 s/step (baseline) | bfloat16 s/step | bfloat16 compiled s/step | speed-up | compile s |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(f"CPU: {torch.backends.cpu.get_cpu_capability()}, native bfloat16 (AVX-512 BF16 or AMX): {native_bf16()}\n")
+    print("| size | MAC/px | float32, glibc's heap (baseline) | float32 | float32 compiled | bfloat16 | bfloat16 compiled | compile s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     from codec.models.overfit import PRESETS, grid_count
 
     for size in a.sizes.split(","):
-        f32, _ = step_seconds(pixels, size, False, False, a.steps)
-        b16, _ = step_seconds(pixels, size, True, False, a.steps)
-        comp, first = step_seconds(pixels, size, True, True, a.steps)
+        allocator.glibc_defaults()
+        allocator._done = True  # the baseline: glibc's defaults (keeps Fit from changing them)
+        base, _ = step_seconds(pixels, size, False, False, a.steps)
+        allocator._done = False
+        f32, _ = step_seconds(pixels, size, False, False, a.steps)  # Fit retains freed memory from here on
+        f32c, first = step_seconds(pixels, size, False, True, a.steps)
+        times, compile_s = [f32, f32c], first - f32c
+        if bf16:
+            times.append(step_seconds(pixels, size, True, False, a.steps)[0])
+            comp, first = step_seconds(pixels, size, True, True, a.steps)
+            times, compile_s = times + [comp], first - comp
+        cells = " | ".join(f"{t:.3f} ({base / t:.2f}x)" for t in times) + " | - | -" * (not bf16)
         macs = PRESETS[size].macs_per_pixel(grid_count(h, w))
-        print(f"| {size} | {macs:.0f} | {f32:.3f} | {b16:.3f} ({f32 / b16:.2f}x) | {comp:.3f} | {f32 / comp:.2f}x | {first - comp:.0f} |")
+        print(f"| {size} | {macs:.0f} | {base:.3f} | {cells} | {compile_s:.0f} |")
     if a.decode:
         data = Path(a.decode).read_bytes()
         buf = {}

@@ -339,8 +339,13 @@ class Overfit(Family):
         from codec.models.overfit import PRESETS
 
         p = EFFORTS.get(effort or DEFAULT_EFFORT)
+        from codec.pipeline.precision import use_bf16
+
+        # bfloat16 where the CPU computes it natively (the fits before it followed the hardware, so
+        # recorded without the key); a float32 fit is another result, keyed apart
+        precision = {} if use_bf16(None) else {"bf16": False}
         return {"size": p.size, "decoder": asdict(PRESETS[p.size]), "iterations": p.iterations,
-                "candidates": p.candidates, "warmup": p.warmup, "revision": REVISION}
+                "candidates": p.candidates, "warmup": p.warmup, "revision": REVISION, **precision}
 
     def encode(self, model, analysis, rate) -> Encoded:
         return encode(model, analysis, rate)

@@ -27,7 +27,9 @@ import numpy as np
 import torch
 
 from codec.models.overfit import OverfitConfig, OverfitModel
+from codec.pipeline.allocator import retain_freed_memory
 from codec.pipeline.compiling import CompiledOrEager
+from codec.pipeline.precision import use_bf16
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,8 @@ class FitSchedule:
     final_lr: float = 1e-4
     hard: float = 0.05  # share of the iterations with hard rounding at the end
     check_every: int = 50
-    bf16: bool = True  # bfloat16 autocast for the matrix products (rate and pixels stay float32)
+    bf16: bool | None = None  # bfloat16 autocast for the matrix products (rate and pixels stay
+    # float32); None: where the device computes bfloat16 natively (codec.pipeline.precision)
     proxy: str = "softround"  # "noise": y + u; "softround": sr(sr(y, T) + n, T), n Kumaraswamy (C3)
     temperature: tuple[float, float] = (0.3, 0.1)  # soft-round temperature, start -> end (linear)
     kumaraswamy: tuple[float, float] = (2.0, 1.0)  # noise shape a (1: uniform), start -> end
@@ -87,7 +90,9 @@ class Fit:
 
     def __init__(self, pixels: np.ndarray, config: OverfitConfig, lam: float, schedule: FitSchedule, seed: int = 0,
                  device: str = "cpu"):
+        retain_freed_memory()
         self.device = torch.device(device)
+        self.bf16 = use_bf16(schedule.bf16, self.device.type)  # resolved here: not traceable in a compiled step
         self.x = (torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).float() / 255.0).to(self.device)
         self.h, self.w = pixels.shape[:2]
         self.config, self.lam, self.schedule, self.seed = config, lam, schedule, seed
@@ -114,7 +119,7 @@ class Fit:
 
     def autocast(self):
         """bfloat16 autocast for the matrix products on the fit's device (off with bf16=False)."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.schedule.bf16)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def relaxed_loss(self, model: OverfitModel):
         """loss(canvas, u, t, a) of a relaxed step, compiled when the fit is long enough to pay."""

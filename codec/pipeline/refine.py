@@ -30,7 +30,9 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
+from codec.pipeline.allocator import retain_freed_memory
 from codec.pipeline.compiling import CompiledOrEager
+from codec.pipeline.precision import use_bf16
 
 Progress = Callable[[int, int, float, float], None]  # (step, steps, bpp, PSNR dB) of the best point so far
 Relaxed = Callable[[torch.Tensor, torch.Tensor, float, torch.Generator], torch.Tensor]  # (v, u, tau, gen) -> cost
@@ -47,7 +49,7 @@ class Schedule:
     t0: float = 0.35
     tau_max: float = 0.5
     tau_end: float = 0.05
-    bf16: bool = True
+    bf16: bool | None = None  # bfloat16 autocast; None: where the CPU computes it natively (codec.pipeline.precision)
     compile: bool = False
     check_every: int = 0  # hard-rounded evaluations in the second half (0: steps // 8)
 
@@ -73,7 +75,11 @@ EFFORTS: dict[int, Schedule | None] = {  # chosen by measurement: results/effort
 def settings(effort: int) -> dict:
     """What an effort level does, for evaluation records and caches ({} for effort 0)."""
     schedule = EFFORTS.get(effort)
-    return {} if schedule is None else {"method": "sga", **asdict(schedule)}
+    if schedule is None:
+        return {}
+    # bf16 as this machine resolves it (True, as recorded before it followed the hardware, where the
+    # CPU computes bfloat16 natively): a fit in float32 is another result
+    return {"method": "sga", **asdict(replace(schedule, bf16=use_bf16(schedule.bf16)))}
 
 
 def rate_lambda(model, rate) -> float:
@@ -169,6 +175,7 @@ def refine(problem: Problem, analysis, effort: int, *, seed: int = 0, on_progres
     schedule = schedule or EFFORTS[effort]
     if schedule is None:
         return analysis
+    retain_freed_memory()
     gen = torch.Generator().manual_seed(seed)
     v, u = problem.start(analysis)
     hp, wp = analysis.padded.shape[:2]

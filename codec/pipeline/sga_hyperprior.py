@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 
 from codec.entropy.gaussian import gaussian_likelihood
+from codec.pipeline.precision import use_bf16
 from codec.pipeline.refine import Schedule, distortion, rate_lambda, soft_round, synthesis
 
 
@@ -44,7 +45,7 @@ class HyperpriorProblem:
                        seconds=analysis.seconds + time.perf_counter() - t0)
 
     def relaxed(self, analysis, schedule: Schedule):
-        module, bf16 = self.model.module, schedule.bf16
+        module, bf16 = self.model.module, use_bf16(schedule.bf16)
         h, w = analysis.height, analysis.width
         x = analysis.x[:, :, :h, :w]
         lam = rate_lambda(self.model, self.rate)

@@ -31,6 +31,7 @@ import torch
 
 from codec.entropy.gaussian import gaussian_likelihood
 from codec.models.m2t import patch_batches, schedule, token_index
+from codec.pipeline.precision import use_bf16
 from codec.pipeline.refine import Schedule, distortion, rate_lambda, soft_round, synthesis
 
 
@@ -71,7 +72,7 @@ class M2TProblem:
                        seconds=analysis.seconds + time.perf_counter() - t0)
 
     def relaxed(self, analysis, sched: Schedule):
-        model, bf16 = self.model, sched.bf16
+        model, bf16 = self.model, use_bf16(sched.bf16)
         module, tf = model.module, model.tf
         h, w = analysis.height, analysis.width
         x = analysis.x[:, :, :h, :w]
