@@ -113,7 +113,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     from codec.models.overfit import PRESETS, grid_count
 
-    for size in a.sizes.split(","):
+    for size in filter(None, a.sizes.split(",")):  # --sizes "": the decode times only
         allocator.glibc_defaults()
         allocator._done = True  # the baseline: glibc's defaults (keeps Fit from changing them)
         base, _ = step_seconds(pixels, size, False, False, a.steps)
