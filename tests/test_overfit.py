@@ -21,7 +21,7 @@ from codec.errors import FormatError
 from codec.models import overfit as model_lib
 from codec.models.overfit_int import synthesize
 from codec.pipeline import overfit
-from codec.pipeline.image import decompress, load_model
+from codec.pipeline.image import compress, decompress, load_model
 from codec.pipeline.overfit_fit import Fit, FitSchedule
 from tests.conftest import make_smooth_image
 
@@ -438,3 +438,21 @@ def test_oversized_overfitted_image_is_refused_before_decoding(coded, monkeypatc
         decompress(enc.data)
     with pytest.raises(LimitError):
         overfit.FAMILY.analyse(load_model("overfit"), np.zeros((23, 37, 3), np.uint8))
+
+
+def test_a_level_takes_its_high_rate_decoder_from_its_quality_up(monkeypatch):
+    """Effort 1 codes low qualities with the small decoder and high ones with the medium (its
+    networks pay for themselves there); the file records which."""
+    level = replace(TINY, iterations=20, candidates=1, warmup=0, high_size="medium", high_iterations=10, high_from=60.0)
+    monkeypatch.setitem(overfit.EFFORTS, 1, level)
+    assert level.at(59.99) is level and level.at(60.0).size == "medium" and level.at(60.0).iterations == 10
+    pixels = make_smooth_image(24, 32, seed=6)
+    model = load_model("overfit")
+    for quality, size in ((40.0, "small"), (70.0, "medium")):
+        data = compress(model, pixels, quality=quality, effort=1).data
+        chunk = unpack_nets(read_container(data).get(b"NETS"))
+        assert chunk.arm_context == model_lib.PRESETS[size].arm_context
+        assert tuple(chunk.widths) == model_lib.PRESETS[size].widths
+        assert decompress(data).pixels.shape == pixels.shape
+    settings = overfit.FAMILY.effort_settings(1)
+    assert settings["high"]["size"] == "medium" and settings["high"]["from_quality"] == 60.0

@@ -40,12 +40,22 @@ single-rate model's step halves every 20 (lambda ~ step^-2)."""
 
 @dataclass(frozen=True)
 class Preset:
-    """An effort level of this family: the decoder size and the optimisation schedule."""
+    """An effort level of this family: the decoder size and the optimisation schedule, and from
+    quality `high_from` up another decoder (`high_size`, `high_iterations`: about the same time)."""
 
     size: str  # a name in codec.models.overfit.PRESETS
     iterations: int
     candidates: int = 3
     warmup: int = 100
+    high_size: str = ""
+    high_iterations: int = 0
+    high_from: float = 101.0  # a quality (0..100); above 100: never
+
+    def at(self, quality: float) -> "Preset":
+        """The preset for one quality: this one, or its high-rate decoder from `high_from` up."""
+        if self.high_size and quality >= self.high_from:
+            return replace(self, size=self.high_size, iterations=self.high_iterations, high_size="")
+        return self
 
 
 EFFORTS = {  # effort 0 is effort 1. The decoder grows with the effort, not before: its networks
@@ -56,8 +66,12 @@ EFFORTS = {  # effort 0 is effort 1. The decoder grows with the effort, not befo
     # quality 60, the large decoder led per second of encoding (large 3,750 steps 0.715; medium
     # 6,000 0.743; large 12,000 0.668). One start: with the synthesis starting at the mean colour,
     # the warm-up among 3 starts of 100 steps lost to one start given the same steps (kodim04,
-    # small decoder, quality 40: cost 0.2861 against 0.2677)
-    1: Preset("small", 1900, candidates=1, warmup=0),
+    # small decoder, quality 40: cost 0.2861 against 0.2677). From quality 60 up effort 1 takes the
+    # medium decoder for 1,550 steps (the time of small's 1,900 on the AVX-512 machine of session
+    # 10; 1.34x on an AVX2 one): whole kodim19 at quality 80, coded cost 1.354 (36,268 bytes,
+    # 34.51 dB) against 1.440 (39,328 bytes, 34.36 dB), -5.9%; a 256x256 crop of it at quality 60
+    # -1.9%, at 40 +2.4% (so not below 60)
+    1: Preset("small", 1900, candidates=1, warmup=0, high_size="medium", high_iterations=1550, high_from=60.0),
     2: Preset("medium", 4600, candidates=1, warmup=0),
     3: Preset("large", 12000, candidates=1, warmup=0),
 }
@@ -65,7 +79,7 @@ DEFAULT_EFFORT = 1
 MAX_PIXELS = 1 << 25
 """Largest overfitted image (about 33 MP): the decoder holds the upsampled latents of the whole
 image in float64 (L x 8 bytes a pixel, 1.9 GB at this size), so both sides refuse larger ones."""
-REVISION = 7
+REVISION = 8
 """The encoder's revision: part of `effort_settings`, so evaluation caches never mix files of an
 older optimisation with a newer one (raise it with every change to the fit or the shift search)."""
 
@@ -128,6 +142,7 @@ def fit(a: Analysis, rate: OverfitRate, preset: Preset, seed: int = 0, on_progre
     from codec.pipeline.overfit_fit import Fit, FitSchedule
 
     t0 = time.perf_counter()
+    preset = preset.at(rate.quality)
     schedule = FitSchedule(iterations=preset.iterations, candidates=preset.candidates, warmup=preset.warmup)
     model = Fit(a.pixels, PRESETS[preset.size], rate.lam, schedule, seed, device).run(on_progress).cpu()
     return replace(a, fitted=model, fitted_for=(rate.lam, preset, seed), seconds=a.seconds + time.perf_counter() - t0)
@@ -190,11 +205,11 @@ def fit_to_size(model: OverfitLoaded, a: Analysis, max_bytes: int, effort: int, 
     refits, each warm-started from the previous model for a quarter of the preset's iterations at
     the quality the size model predicts (bytes ~ lambda^RATE_EXPONENT, then the secant through the
     last two sizes in log space); stops once a file lands within TARGET_SLACK under the budget.
-    Costs one fit plus at most 3/4 of one. (smallest file, False) when none fits."""
-    from codec.models.overfit import PRESETS
+    Costs one fit plus at most 3/4 of one. The refits keep the first fit's decoder (the level's
+    at quality 60). (smallest file, False) when none fits."""
     from codec.pipeline.overfit_fit import Fit, FitSchedule
 
-    preset = EFFORTS[effort]
+    preset = EFFORTS[effort].at(DEFAULT_QUALITY)
     target = max_bytes * (1 - TARGET_SLACK / 2)
     q = DEFAULT_QUALITY
     fitted = fit(a, rate_for(q), preset, seed, on_progress, device)
@@ -214,7 +229,7 @@ def fit_to_size(model: OverfitLoaded, a: Analysis, max_bytes: int, effort: int, 
             break
         rate = rate_for(round(q_next, 2))
         schedule = FitSchedule(iterations=max(1, preset.iterations // 4), candidates=1, warmup=0)
-        model_next = Fit(a.pixels, PRESETS[preset.size], rate.lam, schedule, seed, device).resume(fitted.fitted, on_progress).cpu()
+        model_next = Fit(a.pixels, fitted.fitted.config, rate.lam, schedule, seed, device).resume(fitted.fitted, on_progress).cpu()
         fitted = replace(fitted, fitted=model_next, fitted_for=(rate.lam, preset, seed))
         tried.append((rate.quality, encode(model, fitted, rate)))
     fitting = [e for _, e in tried if len(e.data) <= max_bytes]
@@ -339,13 +354,15 @@ class Overfit(Family):
         from codec.models.overfit import PRESETS
 
         p = EFFORTS.get(effort or DEFAULT_EFFORT)
+        high = {"high": {"size": p.high_size, "decoder": asdict(PRESETS[p.high_size]), "iterations": p.high_iterations,
+                         "from_quality": p.high_from}} if p.high_size else {}
         from codec.pipeline.precision import use_bf16
 
         # bfloat16 where the CPU computes it natively (the fits before it followed the hardware, so
         # recorded without the key); a float32 fit is another result, keyed apart
         precision = {} if use_bf16(None) else {"bf16": False}
         return {"size": p.size, "decoder": asdict(PRESETS[p.size]), "iterations": p.iterations,
-                "candidates": p.candidates, "warmup": p.warmup, "revision": REVISION, **precision}
+                "candidates": p.candidates, "warmup": p.warmup, "revision": REVISION, **high, **precision}
 
     def encode(self, model, analysis, rate) -> Encoded:
         return encode(model, analysis, rate)
