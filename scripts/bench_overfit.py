@@ -90,7 +90,6 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--bf16", choices=("auto", "yes", "no"), default="auto",
                    help="measure the bfloat16 steps too (auto: where the CPU computes bfloat16 natively)")
-
     p.add_argument("--decode", default="", help="an overfitted file of --image: its decode time against the hyperprior's file of the same image")
     a = p.parse_args()
     import numpy as np
@@ -114,10 +113,8 @@ def main() -> None:
     from codec.models.overfit import PRESETS, grid_count
 
     for size in filter(None, a.sizes.split(",")):  # --sizes "": the decode times only
-        allocator.glibc_defaults()
-        allocator._done = True  # the baseline: glibc's defaults (keeps Fit from changing them)
-        base, _ = step_seconds(pixels, size, False, False, a.steps)
-        allocator._done = False
+        with allocator.glibc_heap():  # the baseline
+            base, _ = step_seconds(pixels, size, False, False, a.steps)
         f32, _ = step_seconds(pixels, size, False, False, a.steps)  # Fit retains freed memory from here on
         f32c, first = step_seconds(pixels, size, False, True, a.steps)
         times, compile_s = [f32, f32c], first - f32c

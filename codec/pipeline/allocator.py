@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import platform
+from contextlib import contextmanager
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
@@ -21,6 +22,7 @@ TRIM_THRESHOLD = 1 << 30
 DEFAULT_MMAP_MAX, DEFAULT_TRIM_THRESHOLD = 65536, 128 * 1024
 
 _done = False
+_held = False  # inside glibc_heap(): glibc's defaults stay
 
 
 def retain_freed_memory() -> bool:
@@ -29,7 +31,7 @@ def retain_freed_memory() -> bool:
     global _done
     if _done:
         return True
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if _held or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -39,12 +41,18 @@ def retain_freed_memory() -> bool:
     return _done
 
 
-def glibc_defaults() -> None:
-    """Undo retain_freed_memory (glibc's defaults: mmap for large blocks, trim past 128 KiB); for
-    measuring the difference in one process (scripts/bench_overfit.py)."""
-    global _done
+@contextmanager
+def glibc_heap():
+    """glibc's defaults (mmap for large blocks, trim past 128 KiB) inside the block, where
+    retain_freed_memory does nothing: the baseline of scripts/bench_overfit.py, in one process."""
+    global _done, _held
     if _done:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
         libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
         _done = False
+    _held = True
+    try:
+        yield
+    finally:
+        _held = False

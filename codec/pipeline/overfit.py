@@ -352,12 +352,11 @@ class Overfit(Family):
 
     def effort_settings(self, effort: int) -> dict:
         from codec.models.overfit import PRESETS
+        from codec.pipeline.precision import use_bf16
 
         p = EFFORTS.get(effort or DEFAULT_EFFORT)
         high = {"high": {"size": p.high_size, "decoder": asdict(PRESETS[p.high_size]), "iterations": p.high_iterations,
                          "from_quality": p.high_from}} if p.high_size else {}
-        from codec.pipeline.precision import use_bf16
-
         # bfloat16 where the CPU computes it natively (the fits before it followed the hardware, so
         # recorded without the key); a float32 fit is another result, keyed apart
         precision = {} if use_bf16(None) else {"bf16": False}
