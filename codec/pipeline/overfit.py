@@ -69,8 +69,8 @@ EFFORTS = {  # effort 0 is effort 1. The decoder grows with the effort, not befo
     # small decoder, quality 40: cost 0.2861 against 0.2677). From quality 60 up effort 1 takes the
     # medium decoder for 1,550 steps (the time of small's 1,900 on the AVX-512 machine of session
     # 10; 1.34x on an AVX2 one): whole kodim19 at quality 80, coded cost 1.354 (36,268 bytes,
-    # 34.51 dB) against 1.440 (39,328 bytes, 34.36 dB), -5.9%; a 256x256 crop of it at quality 60
-    # -1.9%, at 40 +2.4% (so not below 60)
+    # 34.51 dB) against 1.440 (39,328 bytes, 34.36 dB), -5.9%; at quality 60 0.694 (14,748 bytes,
+    # 30.43 dB) against 0.720 (16,408 bytes, 30.52 dB), -3.6%; a 256x256 crop of it at 40 +2.4%
     1: Preset("small", 1900, candidates=1, warmup=0, high_size="medium", high_iterations=1550, high_from=60.0),
     2: Preset("medium", 4600, candidates=1, warmup=0),
     3: Preset("large", 12000, candidates=1, warmup=0),
