@@ -91,3 +91,19 @@ def _entry(folder: Path, model_id: str, e: dict) -> ModelEntry:
         )
     except (KeyError, TypeError):
         raise WeightsError(f"manifest entry of {model_id!r} lacks 'file' or 'sha256'") from None
+
+
+STARTS = "starts"
+"""The manifest's table of encoder starting points: tensors an encoder begins its own optimisation
+from (the overfitted family's starting networks, codec.pipeline.overfit_start), never needed to
+decode and never listed as models. Entries have the models' shape (file, sha256, config, training,
+metrics)."""
+
+
+def get_start(name: str, folder: Path | None = None) -> ModelEntry | None:
+    """The manifest's starting point `name`, or None where the manifest has none of that name."""
+    folder = Path(folder) if folder else weights_dir()
+    starts = read_manifest(folder).get(STARTS) or {}
+    if not isinstance(starts, dict):
+        raise WeightsError(f"{folder / MANIFEST}: '{STARTS}' is not a table")
+    return _entry(folder, name, starts[name]) if name in starts else None

@@ -14,7 +14,7 @@ from codec.container import read_container
 from codec.io import read_image
 from codec.metrics import psnr
 from codec.pipeline.image import compress, decompress, load_model
-from codec.zoo import default_model_id, list_models
+from codec.zoo import STARTS, default_model_id, get_start, list_models, read_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "golden"
@@ -25,6 +25,9 @@ def test_every_shipped_weights_file_matches_its_manifest_hash():
     assert entries, "no shipped model"
     for e in entries:
         assert hashlib.sha256(e.file.read_bytes()).hexdigest() == e.sha256, e.model_id
+    for name in read_manifest().get(STARTS, {}):  # the encoders' starting points too
+        e = get_start(name)
+        assert hashlib.sha256(e.file.read_bytes()).hexdigest() == e.sha256, name
 
 
 GOLDEN_FILES = sorted(p.name for p in GOLDEN.glob("*golden.json"))

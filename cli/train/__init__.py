@@ -3,6 +3,7 @@
     codec train [hyperprior] --data DIR --run-dir DIR ...   codec train export --checkpoint RUN/checkpoint.pt ...
     codec train m2t --ae ID --data DIR --run-dir DIR ...     codec train m2t-export ...
     codec train video --run-dir DIR ...                      codec train video-export ...
+    codec train overfit-start --run-dir DIR --size S ...     codec train overfit-start-export ...
 
 Options come from the config dataclasses of codec.train.config (cli/train/options.py); without a
 subcommand, options go to `hyperprior` (`codec train --data ...` as before subcommands existed).
@@ -29,6 +30,7 @@ from codec.train.config import (
     HyperpriorExportConfig,
     HyperpriorTrainConfig,
     M2TTrainConfig,
+    OverfitStartTrainConfig,
     VideoTrainConfig,
 )
 
@@ -51,6 +53,11 @@ COMMANDS = [
      "Train a VCT video entropy model. On the latents of a frozen image model; resumes RUN/checkpoint.pt."),
     ("video-export", ExportConfig, exporter("codec.train.video:export_video"), [],
      "Export a VCT run to weights/. The transformer; the image model is referenced by id and sha256."),
+    ("overfit-start", OverfitStartTrainConfig, trainer("codec.train.overfit_start:train_overfit_start"), [NO_RESUME],
+     "Learn the overfitted encoder's starting networks for one decoder size (Reptile across training photos); "
+     "resumes RUN/checkpoint.pt."),
+    ("overfit-start-export", ExportConfig, exporter("codec.train.overfit_start:export_overfit_start"), [],
+     "Export an overfit-start run to weights/ (the manifest's starts; id overfit-start-<size>)."),
 ]
 
 

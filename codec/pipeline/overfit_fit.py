@@ -89,8 +89,9 @@ class Fit:
     device ("cpu", or "cuda" where a GPU is present: the same steps, other kernels)."""
 
     def __init__(self, pixels: np.ndarray, config: OverfitConfig, lam: float, schedule: FitSchedule, seed: int = 0,
-                 device: str = "cpu"):
+                 device: str = "cpu", start: dict | None = None):
         retain_freed_memory()
+        self.start_tensors = start  # starting networks (codec.pipeline.overfit_start), None: from scratch
         self.device = torch.device(device)
         self.bf16 = use_bf16(schedule.bf16, self.device.type)  # resolved here: not traceable in a compiled step
         self.x = (torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).float() / 255.0).to(self.device)
@@ -150,14 +151,20 @@ class Fit:
         return self._optimise(model, done, s.iterations, s.iterations, on_progress)
 
     def start(self, seed: int) -> OverfitModel:
-        """A fresh model whose synthesis starts at the image's mean colour. (With the default random
-        bias a channel whose output starts negative is cut off by the ReLU between the 3x3 layers;
-        the other channels then imitate it through the last layer for hundreds of iterations, a
-        plateau near 23 dB on kodim23, until the cut path revives.)"""
-        model = OverfitModel(self.config, self.h, self.w, seed=seed).to(self.device)
-        with torch.no_grad():
-            model.synthesis.mlp[-1].bias.copy_(self.x.mean(dim=(1, 2)))
-        return model
+        """A fresh model: zero latents, and the starting networks where the fit has them; from
+        scratch, the synthesis starts at the image's mean colour. (With the default random bias a
+        channel whose output starts negative is cut off by the ReLU between the 3x3 layers; the
+        other channels then imitate it through the last layer for hundreds of iterations, a plateau
+        near 23 dB on kodim23, until the cut path revives.)"""
+        from codec.pipeline.overfit_start import apply
+
+        model = OverfitModel(self.config, self.h, self.w, seed=seed)
+        if self.start_tensors is not None:
+            apply(model, self.start_tensors)
+        else:
+            with torch.no_grad():
+                model.synthesis.mlp[-1].bias.copy_(self.x.mean(dim=(1, 2)))
+        return model.to(self.device)
 
     def resume(self, start: OverfitModel, on_progress=None) -> OverfitModel:
         """A copy of a fitted model optimised further at this Fit's lambda (a warm start for another

@@ -3,6 +3,7 @@
     LoopConfig ─┬─ HyperpriorTrainConfig   codec train [hyperprior]   codec.train.hyperprior
                 ├─ M2TTrainConfig          codec train m2t            codec.train.m2t
                 └─ VideoTrainConfig        codec train video          codec.train.video
+    OverfitStartTrainConfig                codec train overfit-start  codec.train.overfit_start
     ExportConfig ─ HyperpriorExportConfig  codec train export; m2t-export and video-export take ExportConfig
 
 Each field's help text is its line under `Attributes:` (a subclass's line replaces its base's); the
@@ -152,6 +153,52 @@ class VideoTrainConfig(LoopConfig):
     max_steps: int = 1_000_000
     val_every: int = 200
     init: str = ""
+
+
+@dataclass(kw_only=True)
+class OverfitStartTrainConfig:
+    """Starting networks of the overfitted encoder, learned by Reptile across training photos
+    (`codec train overfit-start --run-dir DIR ...`; codec.train.overfit_start).
+
+    Attributes:
+        run_dir: Folder of the run: checkpoint.pt after every photo (created if missing).
+        size: Decoder size the start is for (small, medium, large).
+        data: Folder of training photos (empty: the train/ folder of $CODEC_DATA; 5% held back by name hash).
+        images: Photos to visit, one random crop and one fit each.
+        crop: Side of the square crops.
+        steps: Fit iterations per photo.
+        step_size: Reptile step: the share of the way the start moves to each photo's fitted networks.
+        qualities: Comma-separated qualities (0..100), taken in turn.
+        max_minutes: Stop after this many minutes (carried over resumes).
+        threads: CPU threads for torch (0: torch's default).
+        seed: Seed of the photo order, crops and fits.
+    """
+
+    run_dir: str
+    size: str = "small"
+    data: str = ""
+    images: int = 24
+    crop: int = 256
+    steps: int = 600
+    step_size: float = 0.5
+    qualities: str = "40,60,80"
+    max_minutes: float = 60.0
+    threads: int = 0
+    seed: int = 0
+
+    def data_folder(self) -> Path:
+        from codec.settings import data_dir
+
+        return Path(self.data) if self.data else data_dir() / "train"
+
+    def quality_list(self) -> list[float]:
+        try:
+            values = [float(v) for v in self.qualities.split(",") if v.strip()]
+        except ValueError:
+            raise UsageError(f"--qualities must be comma-separated numbers, got {self.qualities!r}") from None
+        if not values or not all(0.0 <= v <= 100.0 for v in values):
+            raise UsageError(f"--qualities must hold qualities within 0..100, got {self.qualities!r}")
+        return values
 
 
 @dataclass(kw_only=True)

@@ -33,7 +33,7 @@ def list_images(folder: Path, split: str) -> list[Path]:
     return [p for p in files if is_validation(p.name) == want_val]
 
 
-def _load(path: Path) -> np.ndarray:
+def load_photo(path: Path) -> np.ndarray:
     with Image.open(path) as im:
         return np.asarray(ImageOps.exif_transpose(im).convert("RGB")).copy()
 
@@ -43,7 +43,7 @@ class CropSampler:
 
     def __init__(self, paths: list[Path], crop: int, device: torch.device, workers: int = 4, downscale: float = 1.0):
         with ThreadPoolExecutor(workers) as pool:
-            arrays = list(pool.map(_load, paths))
+            arrays = list(pool.map(load_photo, paths))
         self.images = [torch.from_numpy(a).permute(2, 0, 1).contiguous().to(device) for a in arrays if min(a.shape[:2]) >= crop]
         if not self.images:
             raise ValueError(f"no training image of at least {crop}x{crop} among {len(paths)} files")
@@ -77,7 +77,7 @@ def fixed_crops(paths: list[Path], crop: int, limit: int = 8) -> torch.Tensor:
     """Centre crops of the first `limit` validation images: a fixed validation batch (B,3,S,S)."""
     crops = []
     for p in paths:
-        a = _load(p)
+        a = load_photo(p)
         h, w = a.shape[:2]
         if min(h, w) < crop:
             continue

@@ -49,12 +49,12 @@ def image_latents(model, paths: list[Path], mirror: bool, side: bool, log=print)
 
     from codec.io import pad_to_multiple
     from codec.models.hyperprior import STRIDE
-    from codec.train.data import _load
+    from codec.train.data import load_photo
 
     module = model.module
     out = []
     for i, path in enumerate(paths):
-        pixels = _load(path)
+        pixels = load_photo(path)
         h, w = math.ceil(pixels.shape[0] / LATENT_STRIDE), math.ceil(pixels.shape[1] / LATENT_STRIDE)
         padded, _ = pad_to_multiple(pixels, STRIDE)
         x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float().div_(255.0)
