@@ -8,14 +8,13 @@ Each (image, quality, arm) is one fit on one thread, `--jobs` at a time; every r
 JSON line and appended to --out (rows already there are not fitted again: resumable). The summary
 gives, per image, the BD-rate of the start against scratch (file bytes, PSNR) and the mean coded
 cost lambda x MSE + bpp (whole files: the networks' bytes weigh more on a crop than on a whole
-image, in both arms alike).
+image, in both arms alike). BD-rates by codec.eval.bd (PCHIP over the shared PSNR range).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -41,6 +40,7 @@ def fit_row(job: dict) -> dict:
     import torch
 
     from codec.io import read_image
+    from codec.metrics import bpp, psnr
     from codec.models.overfit import PRESETS
     from codec.pipeline import overfit
     from codec.pipeline.image import decompress, load_model
@@ -62,13 +62,15 @@ def fit_row(job: dict) -> dict:
     data = overfit.encode(load_model("overfit"), a, rate).data
     y = decompress(data).pixels
     mse = float(np.mean((y.astype(np.float64) - x) ** 2))
-    bpp = 8 * len(data) / (x.shape[0] * x.shape[1])
+    rate_bpp = bpp(len(data), *x.shape[:2])
     return {**{k: job[k] for k in ("image", "quality", "arm", "steps", "crop", "size")}, "bytes": len(data),
-            "bpp": round(bpp, 5), "psnr": round(10 * math.log10(255 ** 2 / mse), 4),
-            "cost": round(rate.lam * mse + bpp, 5), "fit_s": round(seconds, 1)}
+            "bpp": round(rate_bpp, 5), "psnr": round(psnr(x, y), 4),
+            "cost": round(rate.lam * mse + rate_bpp, 5), "fit_s": round(seconds, 1)}
 
 
 def summary(rows: list[dict]) -> dict:
+    from codec.eval.bd import delta
+
     out = {}
     for image in sorted({r["image"] for r in rows}):
         arms = {arm: sorted((r for r in rows if r["image"] == image and r["arm"] == arm), key=lambda r: r["quality"])
@@ -76,7 +78,8 @@ def summary(rows: list[dict]) -> dict:
         s, t = arms["scratch"], arms["start"]
         if not s or [r["quality"] for r in s] != [r["quality"] for r in t]:
             continue
-        out[image] = {"bd_rate_pct": round(_bd_linear(s, t), 2) if len(s) >= 2 else None,
+        bd = delta([r["bpp"] for r in s], [r["psnr"] for r in s], [r["bpp"] for r in t], [r["psnr"] for r in t]).bd_rate
+        out[image] = {"bd_rate_pct": None if bd is None else round(bd, 2),
                       "cost_ratio": round(sum(b["cost"] / a["cost"] for a, b in zip(s, t)) / len(s), 4)}
     if out:
         means = {}
@@ -85,26 +88,6 @@ def summary(rows: list[dict]) -> dict:
             means[k] = round(sum(values) / len(values), 3) if values else None
         out["mean"] = means
     return out
-
-
-def _bd_linear(ref: list[dict], test: list[dict]) -> float:
-    """BD-rate (%) with piecewise-linear log-rate over PSNR on the shared PSNR range (works from two
-    points a curve, where the cubic fits of the standard need four)."""
-    import numpy as np
-
-    def curve(rows):
-        p = np.array([r["psnr"] for r in rows])
-        lr = np.log(np.array([r["bpp"] for r in rows]))
-        order = np.argsort(p)
-        return p[order], lr[order]
-
-    p0, r0 = curve(ref)
-    p1, r1 = curve(test)
-    lo, hi = max(p0.min(), p1.min()), min(p0.max(), p1.max())
-    if hi <= lo:
-        return float("nan")
-    grid = np.linspace(lo, hi, 200)
-    return float((np.exp(np.mean(np.interp(grid, p1, r1) - np.interp(grid, p0, r0))) - 1) * 100)
 
 
 def main() -> None:

@@ -358,17 +358,17 @@ class Overfit(Family):
 
     def effort_settings(self, effort: int) -> dict:
         from codec.models.overfit import PRESETS
-        from codec.pipeline.overfit_start import start_sha256
+        from codec.pipeline.overfit_start import start_label
         from codec.pipeline.precision import use_bf16
 
         p = EFFORTS.get(effort or DEFAULT_EFFORT)
         high = {"high": {"size": p.high_size, "decoder": asdict(PRESETS[p.high_size]), "iterations": p.high_iterations,
-                         "from_quality": p.high_from, "start": start_sha256(p.high_size)[:16] or "none"}} if p.high_size else {}
+                         "from_quality": p.high_from, "start": start_label(p.high_size)}} if p.high_size else {}
         # bfloat16 where the CPU computes it natively (the fits before it followed the hardware, so
         # recorded without the key); a float32 fit is another result, keyed apart
         precision = {} if use_bf16(None) else {"bf16": False}
         return {"size": p.size, "decoder": asdict(PRESETS[p.size]), "iterations": p.iterations,
-                "candidates": p.candidates, "warmup": p.warmup, "start": start_sha256(p.size)[:16] or "none",
+                "candidates": p.candidates, "warmup": p.warmup, "start": start_label(p.size),
                 "revision": REVISION, **high, **precision}
 
     def encode(self, model, analysis, rate) -> Encoded:

@@ -45,6 +45,12 @@ def start_sha256(size: str) -> str:
     return entry.sha256 if entry else ""
 
 
+def start_label(size: str) -> str:
+    """What effort settings record of the start of decoder `size`: its sha256's first 16 digits, or
+    "none" (the encoder starts from scratch)."""
+    return start_sha256(size)[:16] or "none"
+
+
 _CACHE: dict[tuple[str, str], Start] = {}
 
 
