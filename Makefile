@@ -10,6 +10,8 @@ $(BIN)/codec: pyproject.toml
 	$(PY) -m venv $(VENV)
 	# CPU build of torch first: a bare `torch` requirement would pull a multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
+	# setuptools and wheel in the venv: tests/test_install.py builds the wheel without build isolation
+	$(BIN)/pip install -q 'setuptools>=68' wheel
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(BIN)/codec
 

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import time
 from dataclasses import dataclass
 from typing import List, Optional
 
 import typer
 
-from cli.batch import mean_bpp, prepare, raise_if_failed, refuse_existing, run_batch
-from cli.output import Output, read_stdin_bytes, refine_progress, write_stdout_bytes
-from cli.paths import STDIO
+from .batch import prepare, raise_if_failed, refuse_existing, run_batch, skip
+from .options import MAX_THREADS, THREADS_HELP
+from .output import Output, read_stdin_bytes, refine_progress, write_stdout_bytes
+from .paths import STDIO
 from codec.errors import UsageError
 
 MAX_INPUT_BYTES = 1 << 30
+CHUNK_FRAME_BYTES = 12  # a chunk's length, type and CRC around its payload (docs/FORMAT.md)
+KINDS = ("exif", "icc", "xmp")  # codec.metadata.KINDS, without importing it at start-up
+DEFAULT_QUALITY = 60.0  # codec.pipeline.rate.DEFAULT_QUALITY
 
 
 EFFORT_HELP = (
@@ -25,18 +30,18 @@ EFFORT_HELP = (
     "17.3% fewer bits (2.5% fewer than AVIF). Hyperprior and M2T models (M2T: effort 1 gave 7% "
     "fewer bits on 2 photos, each step slower by the transformer pass). Overfitted model (-m overfit; effort 0 is 1): "
     "the whole decoder is fitted to the image, 1 = 1,900 steps of a small decoder (about 525 multiplications a "
-    "pixel), 2 = 4,600 of a medium one (990), 3 = 12,000 of a large one (2,240); see the README. Combines with "
+    "pixel), 2 = 4,600 of a medium one (990), 3 = 12,000 of a large one (2,240); see docs/RESEARCH.md. Combines with "
     "--target-size/--target-bpp (within 5% under the budget)."
 )
 
 
 def encode(
-    inputs: List[str] = typer.Argument(..., help="Image files (PNG, JPEG, WebP, TIFF, BMP, ...; '-' reads stdin), or one video (.mp4, .mkv, .avi, .y4m, ..., a folder, glob or %05d pattern of frames)."),
+    inputs: List[str] = typer.Argument(..., help="Image files (PNG, JPEG, WebP, TIFF, BMP, ...; '-' reads stdin), folders of them or globs; or one video file (.mp4, .mkv, .avi, .y4m, ...)."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Output file, directory (ends with '/'), or '-' for stdout."),
     model: Optional[str] = typer.Option(None, "-m", "--model", help="Model id (see `codec models`); default: the shipped default."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the transforms."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=MAX_THREADS, help=THREADS_HELP),
     max_pixels: int = typer.Option(268_435_456, "--max-pixels", min=1, help="Refuse images larger than this."),
     quality: Optional[float] = typer.Option(None, "--quality", "-q", min=0, max=100, help="0..100, higher is better (default 60: the model's trained rate)."),
     target_bpp: Optional[float] = typer.Option(None, "--target-bpp", min=0.0, help="Best quality whose whole file fits this many bits per pixel."),
@@ -46,12 +51,22 @@ def encode(
     gop: int = typer.Option(32, "--gop", min=1, max=65535, help="Video: an intra frame every N frames (1 = all-intra)."),
     frames: Optional[str] = typer.Option(None, "--frames", help="Video: frames A:B only (A included, B excluded)."),
     fps: Optional[str] = typer.Option(None, "--fps", help="Video: frame rate to record (default: the source's; 25 for frame folders)."),
+    metadata: str = typer.Option("all", "--metadata", help="Photo metadata kept in the file and restored on decode: all, none, or a comma list of exif, icc, xmp. The ICC profile is carried, not applied (a wide-gamut photo keeps its colours); EXIF orientation is applied to the pixels and reset to 1."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Leave outputs that exist alone (a rerun codes only what is missing)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, max=64, help="Images coded at once, in processes that each load the model once and share the CPU threads."),
+    quiet: bool = typer.Option(False, "--quiet", help="No messages on stderr but warnings and errors."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also say which model loaded and how long that took."),
+    video: bool = typer.Option(False, "--video", help="Read the one input as a video: a folder, glob or %05d pattern of frames (a video file needs no flag). Without it a folder or glob is images."),
     device: str = typer.Option("cpu", "--device", help="Where the overfitted model's encoder optimises (-m overfit): cpu, or cuda on a machine with a GPU. The file is the same format; decoding is always on the CPU."),
 ) -> None:
     """Compress images into .bin bitstreams (or one video into a .bin video bitstream)."""
-    from codec.videoio import is_video_source
+    from codec.videoio import is_video_file, is_video_source
 
-    if any(src != STDIO and is_video_source(src) for src in inputs):
+    from .paths import expand_inputs
+
+    if video and not all(src != STDIO and is_video_source(src) for src in inputs):
+        raise UsageError("--video takes one video file, or a folder, glob or %05d pattern of frames")
+    if video or any(src != STDIO and is_video_file(src) for src in inputs):
         if len(inputs) > 1:
             raise UsageError("encode one video at a time (several inputs are images only)")
         if target_bpp is not None or target_size is not None or effort or device != "cpu":
@@ -65,9 +80,29 @@ def encode(
         raise UsageError("--frames and --fps are for video inputs")
     rate = _image_rate(quality, target_bpp, target_size, step, effort)
     _check_device(device)
+    inputs = expand_inputs(inputs)  # a folder or a glob is its images
+    keep = _metadata_kinds(metadata)
     out, outputs = prepare(inputs, output, ".bin", json_out=json_out, force=force, threads=threads, what="bitstream")
     _encode_images(list(zip(inputs, outputs)), out, model=model, rate=rate, force=force, max_pixels=max_pixels,
-                   json_out=json_out, device=device)
+                   json_out=json_out, device=device, jobs=jobs, keep=keep)
+
+
+def _asked_quality(rate: ImageRate) -> float | None:
+    """The quality reported for a file: the user's -q, the default 60 when no rate option was
+    given, None for --step or a size target (the header field then says what was chosen)."""
+    if rate.quality is not None:
+        return rate.quality
+    plain = rate.step is None and rate.target_bpp is None and rate.max_bytes is None
+    return DEFAULT_QUALITY if plain else None
+
+
+def _metadata_kinds(text: str) -> frozenset:
+    from codec.metadata import parse_selection
+
+    try:
+        return parse_selection(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 DEVICES = ("cpu", "cuda")
@@ -89,7 +124,7 @@ def _encode_video(src: str, output: str | None, *, model: str | None, quality: f
     """`codec encode CLIP`: one video into one video bitstream (a file, never stdout)."""
     from pathlib import Path
 
-    from cli.video import encode_video, parse_fps, parse_window
+    from .video import encode_video, parse_fps, parse_window
 
     if output is None and not Path(src).exists():  # a glob or %05d pattern names no file
         raise UsageError(f"{src} is a frame pattern: name the bitstream with -o FILE")
@@ -97,6 +132,8 @@ def _encode_video(src: str, output: str | None, *, model: str | None, quality: f
     out, outputs = prepare([src], output, ".bin", json_out=json_out, force=force, threads=threads, what="bitstream")
     if outputs[0] == STDIO:
         raise UsageError("a video bitstream is written to a file: give -o FILE")
+    if skip(outputs[0], force, out):
+        return
     row = encode_video(src, outputs[0], out=out, model=model, quality=quality, step=step, gop=gop,
                        window=window, fps=rate, force=force, max_pixels=max_pixels, json_out=json_out)
     if json_out:
@@ -130,6 +167,10 @@ def _image_rate(quality: float | None, target_bpp: float | None, target_size: st
                               ("--step", step)) if v is not None]
     if len(chosen) > 1:
         raise UsageError(f"choose one of {', '.join(chosen)}")
+    import math
+
+    if target_bpp is not None and not (math.isfinite(target_bpp) and target_bpp > 0):
+        raise UsageError(f"--target-bpp must be a positive finite number, got {target_bpp}")
     try:
         max_bytes = parse_size(target_size) if target_size is not None else None
     except ValueError as exc:
@@ -138,10 +179,15 @@ def _image_rate(quality: float | None, target_bpp: float | None, target_size: st
 
 
 def _encode_images(pairs: list[tuple[str, str]], out: Output, *, model: str | None, rate: ImageRate, force: bool,
-                   max_pixels: int, json_out: bool, device: str = "cpu") -> None:
+                   max_pixels: int, json_out: bool, device: str = "cpu", jobs: int = 1,
+                   keep: frozenset = frozenset(KINDS)) -> None:
     """`codec encode IMAGES`: each (input, output) pair with one model, loaded once; failures collected."""
     from codec.pipeline import load_model
 
+    if model is None and rate.step is None and rate.budget(1, 1) is None:  # -q goes to the model best at it
+        from codec.zoo import route_quality
+
+        model = route_quality(rate.quality if rate.quality is not None else DEFAULT_QUALITY)
     t0 = time.perf_counter()
     loaded = load_model(model)
     load_seconds = time.perf_counter() - t0
@@ -152,22 +198,33 @@ def _encode_images(pairs: list[tuple[str, str]], out: Output, *, model: str | No
         device_options(family_of(loaded), device)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    one = functools.partial(_encode_image, loaded, out=out, rate=rate, force=force, max_pixels=max_pixels, device=device)
-    result = run_batch(pairs, one, out, "encoding")
+    out.detail(f"model {loaded.model_id} loaded in {load_seconds:.2f} s")
+    one = functools.partial(_encode_image, loaded, out=out, rate=rate, force=force, max_pixels=max_pixels, device=device,
+                            keep=keep)
+    worker = functools.partial(_encode_worker, loaded.model_id, json_out, rate=rate, force=force, max_pixels=max_pixels,
+                               device=device, keep=keep)
+    result = run_batch(pairs, one, out, "encoding", jobs=jobs, worker=worker)
     if json_out:
-        out.emit({
-            "command": "encode", "model_id": loaded.model_id, "load_seconds": round(load_seconds, 4),
-            "files": result.done, "failed": result.failed,
-            "bytes": sum(r["bytes"] for r in result.done), "bpp": mean_bpp(result.done),
-        })
+        out.emit({"command": "encode", "model_id": loaded.model_id, "load_seconds": round(load_seconds, 4),
+                  **result.report()})
     raise_if_failed(result, len(pairs))
 
 
+def _encode_worker(model_id: str, json_out: bool, src: str, dst: str, **options) -> dict:
+    """`_encode_image` in a worker process of `--jobs`: the model loads once per process (cached)."""
+    from codec.pipeline import load_model
+
+    return _encode_image(load_model(model_id), src, dst, out=Output(json_out), **options)
+
+
 def _encode_image(loaded, src: str, dst: str, *, out: Output, rate: ImageRate, force: bool, max_pixels: int,
-                  device: str = "cpu") -> dict:
-    """One image to one bitstream (or stdout); returns its row of the --json report."""
+                  device: str = "cpu", keep: frozenset = frozenset(KINDS)) -> dict:
+    """One image to one bitstream (or stdout); returns its row of the --json report. `keep`: the
+    metadata kinds carried (codec.metadata), counted in the file and in a --target-size budget."""
     from codec.atomic import atomic_write
+    from codec.container import add_chunks
     from codec.io import read_image
+    from codec.metadata import to_chunks
     from codec.pipeline import compress
     from codec.pipeline.image import compress_to_size
 
@@ -175,6 +232,8 @@ def _encode_image(loaded, src: str, dst: str, *, out: Output, rate: ImageRate, f
     image = read_image(read_stdin_bytes(MAX_INPUT_BYTES, flag=None) if src == STDIO else src, max_pixels=max_pixels)
     for note in image.warnings:
         out.warn(note)
+    chunks = to_chunks(image.metadata.keep(keep))
+    overhead = sum(len(payload) + CHUNK_FRAME_BYTES for _, payload in chunks)
     h, w = image.pixels.shape[:2]
     budget = rate.budget(h, w)
     from codec.registry import family_of
@@ -183,22 +242,27 @@ def _encode_image(loaded, src: str, dst: str, *, out: Output, rate: ImageRate, f
         long_encode = rate.effort or family_of(loaded).default_effort
         with refine_progress(out, src) if long_encode else contextlib.nullcontext() as on_progress:
             if budget is not None:
-                enc, fits = compress_to_size(loaded, image.pixels, budget, rate.effort, on_progress, device)
+                enc, fits = compress_to_size(loaded, image.pixels, max(budget - overhead, 1), rate.effort,
+                                             on_progress, device)
                 if not fits:
-                    out.warn(f"{src}: even the lowest quality needs {len(enc.data)} bytes, over the target of {budget}")
+                    out.warn(f"{src}: even the lowest quality needs {len(enc.data) + overhead} bytes, over the "
+                             f"target of {budget}" + (f" ({overhead} of them metadata: --metadata none drops it)"
+                                                      if overhead else ""))
             else:
                 enc = compress(loaded, image.pixels, 1.0 if rate.step is None else rate.step, rate.quality,
                                rate.effort, on_progress, device)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    data = add_chunks(enc.data, chunks) if chunks else enc.data
     if dst == STDIO:
-        write_stdout_bytes(enc.data)
+        write_stdout_bytes(data)
     else:
-        atomic_write(dst, enc.data, force=force)
+        atomic_write(dst, data, force=force)
     row = {
-        "input": src, "output": dst, "width": w, "height": h, "bytes": len(enc.data),
-        "bpp": len(enc.data) * 8 / (h * w), "encode_seconds": round(enc.seconds, 4),
-        "quality_field": enc.header.quality,
+        "input": src, "output": dst, "width": w, "height": h, "bytes": len(data),
+        "bpp": len(data) * 8 / (h * w), "encode_seconds": round(enc.seconds, 4),
+        "quality": _asked_quality(rate), "quality_field": enc.header.quality, "metadata_bytes": overhead,
+        "input_bytes": 0 if src == STDIO else os.path.getsize(src), "output_bytes": len(data),
     }
-    out.say(f"{src} -> {dst}: {w}x{h}, {len(enc.data)} bytes, {row['bpp']:.4f} bpp, {enc.seconds:.2f} s")
+    out.say(f"{src} -> {dst}: {w}x{h}, {len(data)} bytes, {row['bpp']:.4f} bpp, {enc.seconds:.2f} s")
     return row

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import List, Optional
 
 import typer
 
-from cli.output import Output
+from .output import Output
 from codec.errors import CodecError, UnsupportedError, UsageError
 
 DEFAULT_CODECS = ["ours", "jpeg", "webp", "avif", "jxl", "jpeg2000"]
@@ -21,11 +22,11 @@ def eval_(
     codecs: List[str] = typer.Option(None, "--codec", "-c", help="jpeg, jpeg444, webp, avif, jxl, jpeg2000, x265, ours:<model_id>[@settings][;effort=N]; repeatable (default: ours and all classical but x265)."),
     anchor: Optional[str] = typer.Option(None, "--anchor", help="BD-rate anchor (default: the first classical codec; published:<name> allowed)."),
     published: Optional[str] = typer.Option(None, "--published", help="Comma-separated published curves to overlay, e.g. vtm,bpg444."),
-    output: Path = typer.Option(Path("eval-out"), "--output", "-o", help="Folder for results.json, table.md and rd.png."),
+    output: Path = typer.Option(Path("eval-out"), "--output", "-o", help="Folder for results.json, table.md, rd.png, rd-ms-ssim.png and compressai/*.json."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Images in parallel processes."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images."),
     check: Optional[Path] = typer.Option(None, "--check", help="Baseline results.json: fail if our BD-rate against it is worse than --tolerance."),
-    tolerance: float = typer.Option(1.0, "--tolerance", help="Allowed BD-rate loss in percent for --check."),
+    tolerance: float = typer.Option(1.0, "--tolerance", help="Allowed BD-rate loss in percent for --check (finite, at least 0)."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
     video: bool = typer.Option(False, "--video", help="Video mode: SOURCE is a folder of clips, a glob or one clip; codecs ours, ours-intra, x264, x265."),
     frames: int = typer.Option(32, "--frames", min=1, help="Video: frames per clip (a fixed window)."),
@@ -34,11 +35,14 @@ def eval_(
     cache: Optional[Path] = typer.Option(None, "--cache", help="Folder of measured rows to reuse (same pixels or frames, codec identity, quality, GOP): a long evaluation resumes where it stopped."),
 ) -> None:
     """Rate-distortion evaluation against the classical codecs (whole-file bpp, PSNR, MS-SSIM, BD-rate)."""
+    if not math.isfinite(tolerance) or tolerance < 0:  # NaN would pass every check
+        raise UsageError(f"--tolerance takes a finite BD-rate loss in percent of at least 0, got {tolerance}")
     if video:
         return _eval_video(source, codecs, anchor, output, limit, frames, start, gop, json_out, cache)
     from codec.eval import published as pub
     from codec.eval.report import build_results, check as run_check, write
-    from codec.eval.sweep import find_images, points_per_image, run_sweep
+    from codec.eval.sweep import points_per_image, run_sweep
+    from codec.io import find_images
 
     out = Output(json_out)
     built = _build_codecs(list(codecs) if codecs else list(DEFAULT_CODECS), out)
@@ -53,7 +57,8 @@ def eval_(
     results = build_results(rows, built, curves_pub, anchors, [p.name for p in images], _command_line("codec eval"))
     paths = write(results, output)
     out.say(paths["table"].read_text().split("\nPer quality point")[0])
-    out.say(f"wrote {paths['json']}, {paths['table']}, {paths['plot']}")
+    out.say(f"wrote {paths['json']}, {paths['table']}, {paths['plot']}, {paths['plot_ms_ssim']} and "
+            f"{output / 'compressai'}/ (one CompressAI-style JSON per codec)")
     failures = run_check(results, baseline, tolerance) if baseline is not None else []
     if json_out:
         out.emit({"command": "eval", "output": {k: str(v) for k, v in paths.items()}, "bd": results["bd"],

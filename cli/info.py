@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from cli.output import Output, read_stdin_bytes
+from .output import Output
 
 
 def info(
@@ -18,24 +18,27 @@ def info(
 ) -> None:
     """Show a bitstream's header and chunks (checks every CRC; loads no model)."""
     from codec.container import Limits
+    from codec.container.chunks import KIND_VIDEO
 
-    from cli.video import is_video_bitstream
+    from .source import probe
 
     out = Output(json_out)
-    if is_video_bitstream(path):
+    source = probe(path, max_chunk_bytes)  # read once: stdin, a FIFO or <(...) cannot be reopened
+    if source.kind == KIND_VIDEO:
         limits = Limits(max_pixels=max_pixels, max_dimension=max_dimension, max_chunk_bytes=max_chunk_bytes,
                         max_frames=max_frames)
-        _video_info(path, limits, out, json_out)
+        _video_info(source, limits, out, json_out)
     else:
-        _image_info(path, Limits(max_pixels=max_pixels, max_dimension=max_dimension, max_chunk_bytes=max_chunk_bytes),
+        _image_info(source, Limits(max_pixels=max_pixels, max_dimension=max_dimension, max_chunk_bytes=max_chunk_bytes),
                     out, json_out)
 
 
-def _video_info(path: str, limits, out: Output, json_out: bool) -> None:
+def _video_info(source, limits, out: Output, json_out: bool) -> None:
     """A video bitstream: header, VHDR, GOPs and one table row per frame."""
-    from cli.video import video_info
+    from .video import video_info
 
-    d = video_info(path, limits)
+    path = source.name
+    d = video_info(source, limits)
     d["file"] = path
     d["crc_ok"] = True
     if json_out:
@@ -55,15 +58,41 @@ def _video_info(path: str, limits, out: Output, json_out: bool) -> None:
     out.say("  all CRCs ok")
 
 
-def _image_info(path: str, limits, out: Output, json_out: bool) -> None:
+def user_quality(model_id: str, field: int) -> float | None:
+    """The -q quality a header field stands for, from the model's manifest entry (no torch); None
+    for a model this copy does not know."""
+    from codec.pipeline.rate import quality_of_field
+    from codec.registry import BUILTIN
+    from codec.zoo import list_models
+
+    if model_id in BUILTIN:
+        return quality_of_field(field, True)
+    configs = {e.model_id: e.config for e in list_models()}
+
+    def variable(mid: str, depth: int = 0) -> bool | None:
+        config = configs.get(mid)
+        if config is None or depth > 4:
+            return None
+        if config.get("levels"):
+            return True
+        return variable(config["ae"], depth + 1) if isinstance(config.get("ae"), str) else False
+
+    from codec.zoo import quality_reference
+
+    kind = variable(model_id)
+    return None if kind is None else quality_of_field(field, kind, quality_reference(model_id))
+
+
+def _image_info(source, limits, out: Output, json_out: bool) -> None:
     """An image bitstream (or stdin): header and one table row per chunk."""
     from codec.container import describe, read_container
-    from codec.io import read_bytes
 
-    max_bytes = limits.max_chunk_bytes
-    data = read_stdin_bytes(max_bytes) if path == "-" else read_bytes(path, max_bytes=max_bytes)
+    path = source.name
+    data = source.read(limits.max_chunk_bytes)
     d = describe(read_container(data, limits))
     h = d["header"]
+    h["quality_field"] = h["quality"]  # the raw header field; "quality" is on the scale of -q
+    h["quality"] = user_quality(h["model_id"], h["quality_field"])
     d["file"] = path
     d["bytes"] = len(data)
     d["bpp"] = len(data) * 8 / (h["width"] * h["height"])
@@ -74,7 +103,8 @@ def _image_info(path: str, limits, out: Output, json_out: bool) -> None:
     out.say(f"{path}: codec container, writer v{d['writer_version']} (readers >= v{d['min_reader_version']}), {d['size']} bytes, {d['bpp']:.4f} bpp")
     out.say(f"  {h['kind']} {h['width']}x{h['height']} (+{h['pad_right']} right, +{h['pad_bottom']} bottom padding), "
             f"{h['channels']}x{h['bit_depth']}-bit")
-    out.say(f"  model {h['model_id']} (weights {h['weights_sha256_prefix']}), coder {h['coder']} {h['coder_version']}, quality {h['quality']}")
+    out.say(f"  model {h['model_id']} (weights {h['weights_sha256_prefix']}), coder {h['coder']} {h['coder_version']}, quality {h['quality']} "
+            f"(header field {h['quality_field']})")
     if "overfitted" in d:
         o = d["overfitted"]
         out.say(f"  overfitted: networks {o['network_bytes']} bytes ({o['network_bpp']:.4f} bpp), latents "

@@ -11,13 +11,32 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from codec.container.format import MAX_CHUNK_BYTES_FLAG
 
+SCHEMA = 1
+"""Version of the `--json` objects' layout, the first key of each (`"schema": 1`); raised when a key
+changes meaning or goes away (new keys do not raise it)."""
+
+
+class Run:
+    """What the current command was asked about its messages (set once per command by the error
+    boundary, cli.app.guarded, from --quiet / --verbose) and whether it has printed its JSON object."""
+
+    quiet = False
+    verbose = False
+    skip_existing = False
+    emitted = False
+
+    @classmethod
+    def start(cls, quiet: bool = False, verbose: bool = False, skip_existing: bool = False) -> None:
+        cls.quiet, cls.verbose, cls.skip_existing, cls.emitted = bool(quiet), bool(verbose), bool(skip_existing), False
+
 
 class Output:
-    """Human messages go to stderr; `--json` prints exactly one object on stdout at the end."""
+    """Human messages go to stderr; `--json` prints exactly one object on stdout at the end (on a
+    failure too: the boundary prints `{"schema": 1, "ok": false, "error": ...}`)."""
 
     def __init__(self, json_mode: bool = False, quiet: bool = False):
         self.json_mode = json_mode
-        self.quiet = quiet
+        self.quiet = quiet or Run.quiet
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         if not self.err.is_terminal:
             self.err.width = 160
@@ -26,6 +45,11 @@ class Output:
         """A human line on stderr (suppressed by --json and --quiet)."""
         if not (self.json_mode or self.quiet):
             self.err.print(message, markup=False)
+
+    def detail(self, message: str) -> None:
+        """A line shown only with --verbose (and without --json / --quiet)."""
+        if Run.verbose:
+            self.say(message)
 
     def warn(self, message: str) -> None:
         """A warning on stderr (always shown)."""
@@ -36,10 +60,11 @@ class Output:
             self.err.print(table)
 
     def emit(self, obj: dict) -> None:
-        """The single JSON object on stdout."""
-        with _writing_stdout():
-            sys.stdout.write(json.dumps(obj, indent=None, default=str) + "\n")
-            sys.stdout.flush()
+        """The single JSON object on stdout, with the schema version first and `"ok": true` unless
+        the object says otherwise."""
+        Run.emitted = True
+        obj = {"schema": SCHEMA, "ok": True, **obj}
+        write_stdout_bytes((json.dumps(obj, indent=None, default=str) + "\n").encode())
 
     @contextlib.contextmanager
     def progress(self, total: int, what: str):
@@ -93,17 +118,31 @@ def _writing_stdout():
 
 
 def write_stdout_bytes(data: bytes) -> None:
+    """Every byte of `data` to standard output, or an error: OutputError (exit 7) where stdout is
+    closed or the write fails, BrokenPipeError where the reader went away (`| head -c 10`)."""
+    from codec.atomic import write_all
+    from codec.errors import OutputError
+
+    if sys.stdout is None:
+        raise OutputError("cannot write standard output: it is closed")
     with _writing_stdout():
         sys.stdout.flush()
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        try:
+            fd = sys.stdout.fileno()
+        except (OSError, ValueError, AttributeError):  # an in-memory stdout (tests): no short writes
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+            return
+        write_all(fd, data)
 
 
 def read_stdin_bytes(max_bytes: int, flag: str | None = MAX_CHUNK_BYTES_FLAG) -> bytes:
     """All of stdin, refused beyond `max_bytes`; the message names `flag`, the option that raises it."""
-    from codec.errors import LimitError
+    from codec.errors import InputError, LimitError
     from codec.io import read_at_most
 
+    if sys.stdin is None:
+        raise InputError("cannot read standard input: it is closed")
     data = read_at_most(sys.stdin.buffer, max_bytes + 1)
     if len(data) > max_bytes:
         hint = f"; raise {flag} to allow it" if flag else ""

@@ -9,13 +9,12 @@ streams frames through the encoder into a temporary file that appears at the out
 from __future__ import annotations
 
 import contextlib
-import io
 import time
 from fractions import Fraction
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cli.output import Output
+from .output import Output
 from codec.errors import UsageError
 
 
@@ -43,6 +42,11 @@ def parse_fps(text: str | None) -> Fraction | None:
         raise UsageError(f"--fps takes a number or a fraction such as 30000/1001, got {text!r}") from None
     if fps <= 0 or fps > 1000:
         raise UsageError(f"--fps must be within (0, 1000], got {text}")
+    from codec.container.video import FPS_TERM_LIMIT
+
+    if fps.numerator >= FPS_TERM_LIMIT or fps.denominator >= FPS_TERM_LIMIT:
+        raise UsageError(f"--fps takes a numerator and a denominator below 2^31 (as video files hold them), "
+                         f"got {text}")
     return fps
 
 
@@ -98,42 +102,14 @@ def encode_video(src: str, dst: str, *, out: Output, model: str | None, quality:
     return row
 
 
-def _open_bitstream(src: str, max_bytes: int):
-    from cli.output import read_stdin_bytes
-    from codec.errors import InputError
-
-    if src == "-":
-        return io.BytesIO(read_stdin_bytes(max_bytes))
-    try:
-        return open(src, "rb")
-    except FileNotFoundError:
-        raise InputError(f"cannot read {src}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"cannot read {src}: it is a directory") from None
-    except OSError as exc:
-        raise InputError(f"cannot read {src}: {exc.strerror or exc}") from None
-
-
-def is_video_bitstream(src: str) -> bool:
-    """Whether a file starts like a video container (HEAD kind 1); False for anything else or stdin."""
-    from codec.container import KIND_PROBE_BYTES, header_kind
-    from codec.container.chunks import KIND_VIDEO
-
-    if src == "-":
-        return False
-    try:
-        with open(src, "rb") as fp:
-            return header_kind(fp.read(KIND_PROBE_BYTES)) == KIND_VIDEO
-    except OSError:
-        return False
-
-
-def decode_video(src: str, dst: str, *, out: Output, window: tuple[int, int | None] | None, salvage: bool,
+def decode_video(source, dst: str, *, out: Output, window: tuple[int, int | None] | None, salvage: bool,
                  force: bool, limits, json_out: bool) -> dict:
+    """`source`: a probed video bitstream (cli.source.Bitstream)."""
     from codec.pipeline.video import VideoDecoder
     from codec.videoio import open_writer
 
-    with _open_bitstream(src, limits.max_chunk_bytes) as fp:
+    src = source.name
+    with source.open() as fp:
         t0 = time.perf_counter()
         dec = VideoDecoder(fp, None, limits)
         load_seconds = time.perf_counter() - t0
@@ -164,11 +140,12 @@ def decode_video(src: str, dst: str, *, out: Output, window: tuple[int, int | No
     return row
 
 
-def video_info(src: str, limits) -> dict:
-    """Header, VHDR, index and a per-frame table (mode, bytes) of a video bitstream; every CRC checked."""
+def video_info(source, limits) -> dict:
+    """Header, VHDR, index and a per-frame table (mode, bytes) of a probed video bitstream
+    (cli.source.Bitstream); every CRC checked."""
     from codec.container.video import MODE_NAMES, VideoReader
 
-    with _open_bitstream(src, limits.max_chunk_bytes) as fp:
+    with source.open() as fp:
         r = VideoReader(fp, limits)
         frames = [{"frame": f.number, "mode": MODE_NAMES[f.mode], "bytes": f.size,
                    "offset": f.offset} for f in r.frames()]

@@ -50,6 +50,10 @@ TEMP_MARK = "codec-"
 """Temporary files are `.<name>.codec-<8 hex digits>.tmp` beside the output: hidden, and recognisably
 ours. A SIGKILL (or power loss) leaves one behind; the next write of the same output removes it."""
 
+NAME_MAX = 255
+"""Bytes of the longest file name the usual file systems take (ext4, XFS, btrfs, tmpfs, APFS): a
+temporary name keeps the destination's name only as far as it fits (`temp_prefix`)."""
+
 STALE_TEMP_SECONDS = 10.0
 """A temporary file that no process holds locked is removed only when it is at least this old, which
 covers the instant between its creation and its locking by a live writer."""
@@ -95,6 +99,9 @@ def atomic_file(dest: str | Path, *, force: bool = False) -> Iterator[BinaryIO]:
     kill, nothing is left at `dest` and the temporary file is removed (a SIGKILL leaves only the
     hidden `.<name>.codec-<random>.tmp`, which the next write of `dest` removes)."""
     dest = Path(dest)
+    if is_stream(dest):  # a FIFO or a device (/dev/null, a terminal): written into, never renamed over
+        yield from _stream_into(dest)
+        return
     check_destination(dest, force)
     directory = dest.parent
     tmp, fd = create_temp(directory, dest)
@@ -114,6 +121,69 @@ def atomic_file(dest: str | Path, *, force: bool = False) -> Iterator[BinaryIO]:
     finally:
         os.close(fd)  # releases the lock, after the temporary name is gone
     fsync_directory(directory)
+
+
+def is_stream(dest: Path) -> bool:
+    """Whether `dest` exists as something written into rather than replaced: a FIFO, a character
+    or block device (such as /dev/null), or a socket. Renaming a file over one of those would
+    destroy it (as root, `-o /dev/null --force` would break the machine's /dev/null)."""
+    try:
+        mode = os.stat(dest).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode)
+
+
+class WholeWriter:
+    """A binary file over a descriptor whose write() writes every byte or raises: a buffered
+    writer on a pipe returns a short count when its reader goes away mid-write and drops the rest
+    silently; here the next write raises BrokenPipeError instead."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        while view:
+            n = os.write(self.fd, view)
+            if n <= 0:
+                raise OSError(errno.EIO, "the write made no progress")
+            view = view[n:]
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def write_all(fd: int, data) -> None:
+    """All of `data` to descriptor `fd` (see WholeWriter)."""
+    WholeWriter(fd).write(data)
+
+
+def _stream_into(dest: Path) -> Iterator[BinaryIO]:
+    """The bytes go straight into the FIFO or device `dest` (no temporary file, no atomicity: a
+    stream has no old content to keep), every byte or an error."""
+    try:
+        fd = os.open(dest, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise write_error(dest, exc) from None
+    try:
+        yield WholeWriter(fd)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise write_error(dest, exc) from None
+    finally:
+        os.close(fd)
+
+
+def temp_prefix(dest: Path) -> str:
+    """`.<name>.codec-` for the temporary files of `dest`, the name cut (at a character boundary)
+    so that the whole temporary name stays within NAME_MAX bytes: a legal long output name must
+    not fail because of the 20 bytes its temporary name adds."""
+    room = NAME_MAX - len(f"..{TEMP_MARK}00000000.tmp")
+    name = dest.name.encode("utf-8", "surrogateescape")[:room].decode("utf-8", "ignore")
+    return f".{name}.{TEMP_MARK}"
 
 
 def check_destination(dest: Path, force: bool) -> None:
@@ -140,7 +210,7 @@ def create_temp(directory: Path, dest: Path) -> tuple[Path, int]:
     """
     _remove_stale_temps(directory, dest)
     for _ in range(100):
-        tmp = directory / f".{dest.name}.{TEMP_MARK}{secrets.token_hex(4)}.tmp"
+        tmp = directory / f"{temp_prefix(dest)}{secrets.token_hex(4)}.tmp"
         try:
             # 0o666 & ~umask, like a plain open(); mkstemp would give 0o600 to the final file.
             fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
@@ -236,7 +306,7 @@ def _remove_stale_temps(directory: Path, dest: Path) -> None:
     """
     if fcntl is None:
         return
-    pattern = re.compile(re.escape(f".{dest.name}.{TEMP_MARK}") + r"[0-9a-f]{8}\.tmp")
+    pattern = re.compile(re.escape(temp_prefix(dest)) + r"[0-9a-f]{8}\.tmp")
     try:
         names = [name for name in os.listdir(directory) if pattern.fullmatch(name)]
     except OSError:

@@ -1,6 +1,6 @@
 """Errors raised by codec, each mapped to one documented exit code by the CLI.
 
-Exit codes (README, "Exit codes"):
+Exit codes (docs/USAGE.md, "Exit codes"):
     0 ok, 1 internal error, 2 usage (bad arguments, missing input, existing output),
     3 corrupt or truncated input, 4 unsupported input, 5 weights problem, 6 `codec eval --check`
     failed, 7 output not written (disk full, file too large, read-only file system, I/O error).
@@ -57,3 +57,19 @@ class OutputError(CodecError):
     same command may succeed once there is room, so it has its own exit code."""
 
     exit_code = 7
+
+
+_OUT_OF_MEMORY_TEXTS = ("can't allocate memory", "not enough memory", "out of memory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` reports an allocation failure: a MemoryError, or the RuntimeError that torch
+    raises instead ("DefaultCPUAllocator: can't allocate memory: ...", "not enough memory: ...",
+    "CUDA out of memory ..."; torch.cuda.OutOfMemoryError). Such a failure is about the input's size
+    and this machine (exit 4), not a bug nor a weights problem."""
+    if isinstance(exc, MemoryError):
+        return True
+    if not isinstance(exc, RuntimeError):
+        return False
+    text = str(exc).lower()
+    return type(exc).__name__ == "OutOfMemoryError" or any(t in text for t in _OUT_OF_MEMORY_TEXTS)

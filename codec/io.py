@@ -29,9 +29,10 @@ from typing import BinaryIO, Iterator
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 
-from codec.atomic import atomic_write, check_destination, one_line, os_error_text
+from codec.atomic import atomic_write, check_destination, is_stream, one_line, os_error_text
 from codec.container.format import MAX_CHUNK_BYTES_FLAG, image_signature
 from codec.errors import FormatError, InputError, LimitError, UnsupportedError, UsageError
+from codec.metadata import Metadata, from_pillow, save_options
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -39,6 +40,7 @@ __all__ = [
     "WRITE_FORMATS",
     "crop",
     "encode_image_bytes",
+    "find_images",
     "pad_to_multiple",
     "read_at_most",
     "read_bytes",
@@ -48,6 +50,9 @@ __all__ = [
 
 DEFAULT_MAX_PIXELS = 268_435_456  # 16384 x 16384
 """Largest declared image area (width x height) that `read_image` accepts by default."""
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+"""Suffixes (lower case) of the files a folder or a glob of images contributes (`find_images`)."""
 
 WRITE_FORMATS = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
 """Output suffix -> Pillow format. WebP is written lossless; TIFF with deflate when libtiff is present."""
@@ -73,11 +78,13 @@ class ImageInput:
         pixels: (H, W, 3) uint8 RGB array, C-contiguous and writable, EXIF orientation applied.
         source_format: Pillow's name of the file format ("PNG", "JPEG", ...), or "unknown".
         warnings: one-line notes on lossy conversions (16 bits to 8, dropped opaque alpha, ...).
+        metadata: the file's EXIF (orientation reset to 1), RGB ICC profile and XMP (codec.metadata).
     """
 
     pixels: np.ndarray
     source_format: str
     warnings: tuple[str, ...] = ()
+    metadata: Metadata = Metadata()
 
     @property
     def height(self) -> int:
@@ -93,6 +100,30 @@ class ImageInput:
 # ----------------------------------------------------------------------------------------------
 # Reading
 # ----------------------------------------------------------------------------------------------
+
+
+def find_images(source: str, limit: int | None = None) -> list[Path]:
+    """The image files a user names with `source`: a folder (its images, sorted, not recursive), a
+    glob (`photos/*.png`, sorted), or one file. A folder or a glob is images, never a video.
+
+    Raises:
+        UsageError: nothing exists at `source`, or it holds no image.
+    """
+    import glob
+
+    p = Path(source)
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file())
+    elif not p.exists() and glob.has_magic(source):
+        files = sorted(Path(f) for f in glob.glob(source)
+                       if Path(f).suffix.lower() in IMAGE_EXTENSIONS and os.path.isfile(f))
+    elif p.is_file():
+        files = [p]
+    else:
+        raise UsageError(f"{source}: no such file, folder or matching glob")
+    if not files:
+        raise UsageError(f"{source}: no images found")
+    return files[:limit] if limit else files
 
 
 def read_image(source: str | Path | bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -270,9 +301,11 @@ def _decode(fp: BinaryIO, label: str, max_pixels: int) -> ImageInput:
         except _DECODE_ERRORS as exc:
             raise FormatError(f"{label}: truncated or corrupt {fmt} data ({one_line(exc)})") from None
 
+    metadata = from_pillow(im, label)
+    notes.extend(metadata.notes)
     im = _apply_orientation(im, label, notes)
     pixels = _to_rgb(im, label, notes)
-    return ImageInput(pixels=pixels, source_format=fmt, warnings=tuple(notes))
+    return ImageInput(pixels=pixels, source_format=fmt, warnings=tuple(notes), metadata=metadata)
 
 
 def _unreadable(fp: BinaryIO, label: str, exc: BaseException | None = None) -> Exception:
@@ -351,7 +384,8 @@ def _to_rgb(im: Image.Image, label: str, notes: list[str]) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 
 
-def write_image(pixels: np.ndarray, dest: str | Path, *, force: bool = False, format: str | None = None) -> int:
+def write_image(pixels: np.ndarray, dest: str | Path, *, force: bool = False, format: str | None = None,
+                metadata: Metadata | None = None) -> int:
     """Writes an RGB image atomically, choosing the format from the suffix.
 
     Args:
@@ -359,6 +393,7 @@ def write_image(pixels: np.ndarray, dest: str | Path, *, force: bool = False, fo
         dest: output path; its suffix picks the format unless `format` is given.
         force: overwrite an existing file.
         format: "PNG", "BMP", "TIFF" or "WEBP" (lossless), overriding the suffix.
+        metadata: EXIF / ICC / XMP written where the format holds them (codec.metadata.save_options).
 
     Returns:
         Number of bytes written.
@@ -371,14 +406,17 @@ def write_image(pixels: np.ndarray, dest: str | Path, *, force: bool = False, fo
     dest = Path(dest)
     if format is None:
         format = WRITE_FORMATS.get(dest.suffix.lower())
+        if format is None and is_stream(dest):  # /dev/null, a FIFO: PNG, as on standard output
+            format = "PNG"
         if format is None:
             raise UsageError(f"cannot tell the image format of {dest} from its suffix "
                              f"{dest.suffix or '(none)'!r}; use one of {', '.join(WRITE_FORMATS)}")
-    check_destination(dest, force)  # fail before spending time on encoding
-    return atomic_write(dest, encode_image_bytes(pixels, format), force=force)
+    if not is_stream(dest):
+        check_destination(dest, force)  # fail before spending time on encoding
+    return atomic_write(dest, encode_image_bytes(pixels, format, metadata), force=force)
 
 
-def encode_image_bytes(pixels: np.ndarray, format: str = "PNG") -> bytes:
+def encode_image_bytes(pixels: np.ndarray, format: str = "PNG", metadata: Metadata | None = None) -> bytes:
     """Encodes an RGB image losslessly into the bytes of an image file (for stdout).
 
     Args:
@@ -404,6 +442,8 @@ def encode_image_bytes(pixels: np.ndarray, format: str = "PNG") -> bytes:
         options = {"lossless": True, "quality": 100, "method": 4, "exact": True}
     elif name == "TIFF" and features.check("libtiff"):
         options = {"compression": "tiff_deflate"}
+    if metadata is not None:
+        options.update(save_options(metadata, name)[0])
     out = io.BytesIO()
     try:
         Image.fromarray(np.ascontiguousarray(pixels), mode="RGB").save(out, format=name, **options)

@@ -45,6 +45,7 @@ from codec.atomic import (
     os_error_text,
     write_error,
 )
+from codec.container.video import FPS_TERM_LIMIT
 from codec.errors import FormatError, InputError, UnsupportedError, UsageError
 from codec.io import DEFAULT_MAX_PIXELS, WRITE_FORMATS, _limit_error, encode_image_bytes, read_image
 
@@ -54,6 +55,7 @@ __all__ = [
     "VideoInfo",
     "MediaReader",
     "MediaWriter",
+    "is_video_file",
     "is_video_source",
     "open_video",
     "open_writer",
@@ -89,6 +91,13 @@ _AV_ERRORS = (av.error.FFmpegError, OSError, ValueError, EOFError)
 # ----------------------------------------------------------------------------------------------
 # Sources
 # ----------------------------------------------------------------------------------------------
+
+
+def is_video_file(source: str | Path) -> bool:
+    """Whether `source` names a video file by its suffix (`VIDEO_EXTENSIONS`), existing or not: the
+    CLI codes such an input as a video without being told; a folder, glob or %05d pattern of frames
+    is a video only with `codec encode --video` (otherwise a folder or glob is images)."""
+    return str(source) != "-" and Path(str(source)).suffix.lower() in VIDEO_EXTENSIONS
 
 
 def is_video_source(source: str | Path) -> bool:
@@ -279,6 +288,8 @@ def _check_fps(fps: Fraction | int | float | str) -> Fraction:
         raise UsageError(f"frame rate must be a number, got {fps!r}") from None
     if rate <= 0:
         raise UsageError(f"frame rate must be positive, got {fps}")
+    if rate.numerator >= FPS_TERM_LIMIT or rate.denominator >= FPS_TERM_LIMIT:  # FFmpeg's AVRational is int32
+        raise UsageError(f"frame rate {rate} needs a numerator and a denominator below 2^31")
     return rate
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 
-from codec.errors import WeightsError
+from codec.errors import WeightsError, is_out_of_memory
 from codec.family import Loaded
 from codec.registry import get as get_family
 from codec.zoo import ModelEntry, get_entry
@@ -21,6 +21,10 @@ from codec.zoo import ModelEntry, get_entry
 
 def read_tensors(entry: ModelEntry) -> tuple[dict, str]:
     """The tensors of a model's weights file and its sha256, checked against the manifest."""
+    if not entry.file.exists():
+        raise WeightsError(
+            f"model {entry.model_id!r} is not installed (no {entry.file.name}): the package ships the default "
+            f"models only; install others with `codec models install DIR`, DIR holding their .safetensors files")
     try:
         data = entry.file.read_bytes()
     except OSError as exc:
@@ -36,11 +40,14 @@ def read_tensors(entry: ModelEntry) -> tuple[dict, str]:
     try:
         return load_safetensors(data), actual
     except Exception as exc:  # safetensors raises its own error types
+        if is_out_of_memory(exc):  # no room for the tensors: the file is fine
+            raise
         raise WeightsError(f"weights file {entry.file} is not valid safetensors: {exc}") from None
 
 
 def load_entry(entry: ModelEntry) -> Loaded:
-    """The model of a manifest entry (WeightsError when its file is missing, altered or does not fit)."""
+    """The model of a manifest entry (WeightsError when its file is missing, altered or does not fit; an
+    allocation failure propagates as it is, for the CLI to report as out of memory)."""
     tensors, sha256 = read_tensors(entry)
     try:
         family = get_family(entry.family)
@@ -49,6 +56,8 @@ def load_entry(entry: ModelEntry) -> Loaded:
     try:
         return family.load(entry.model_id, sha256, entry.config, tensors, load_model)
     except (TypeError, RuntimeError, KeyError) as exc:
+        if is_out_of_memory(exc):  # torch's allocation failure is a RuntimeError too: not a mismatch
+            raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"weights of {entry.model_id!r} do not fit its config: {first}") from None
 
@@ -58,12 +67,18 @@ _CACHE: dict[tuple[str, str], Loaded] = {}
 
 def load_model(model_id: str | None = None) -> Loaded:
     """The shipped model `model_id` (default: the manifest's default), loaded once per process; a
-    built-in model (codec.registry.BUILTIN: a family without trained weights) needs no manifest."""
+    built-in model (codec.registry.BUILTIN: a family without trained weights) needs no manifest;
+    a path ending in .safetensors is a model file whose folder's manifest.json lists it."""
     from codec.registry import BUILTIN
 
     if model_id in BUILTIN:
         return get_family(BUILTIN[model_id]).builtin(model_id)
-    entry = get_entry(model_id)
+    if model_id and model_id.endswith(".safetensors"):  # a file outside the zoo, its manifest beside it
+        from codec.zoo import entry_for_file
+
+        entry = entry_for_file(model_id)
+    else:
+        entry = get_entry(model_id)
     key = (str(entry.file), entry.sha256)
     if key not in _CACHE:
         _CACHE[key] = load_entry(entry)

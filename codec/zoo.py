@@ -1,6 +1,9 @@
 """The model zoo: stable string ids -> weights file, sha256, config and measured figures.
 
-Reads `weights/manifest.json` only (no torch), so `codec models` and `codec info` start fast.
+Reads manifests only (no torch), so `codec models` and `codec info` start fast. Two folders are
+merged (codec.settings): the primary one (a checkout's weights/, the installed package's shipped
+weights, or $CODEC_WEIGHTS) and the user's, where `codec models install` copies models that do not
+ship in the package. A model listed with no file in either folder is "not installed".
 Manifest shape::
 
     {"format": 1, "default": "<model id>",
@@ -16,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codec.errors import ModelError, WeightsError
-from codec.settings import weights_dir
+from codec.settings import user_weights_dir, weights_dir
 
 MANIFEST = "manifest.json"
 
@@ -33,6 +36,10 @@ class ModelEntry:
     @property
     def size(self) -> int:
         return self.file.stat().st_size if self.file.exists() else 0
+
+    @property
+    def installed(self) -> bool:
+        return self.file.is_file()
 
 
 def read_manifest(folder: Path | None = None) -> dict:
@@ -59,10 +66,32 @@ def write_manifest(manifest: dict, folder: Path | None = None) -> Path:
     return path
 
 
+def folders(folder: Path | None = None) -> list[Path]:
+    """The folders whose manifests are merged: `folder` alone where given, else the primary weights
+    folder then the user's."""
+    if folder:
+        return [Path(folder)]
+    primary, user = weights_dir(), user_weights_dir()
+    return [primary] if user.resolve() == primary.resolve() else [primary, user]
+
+
+def _merged(table: str, folder: Path | None = None) -> dict[str, ModelEntry]:
+    """Entries of manifest table `table` over folders(folder): the first folder that lists an id
+    gives its entry, unless its file is missing there and a later folder has it."""
+    found: dict[str, ModelEntry] = {}
+    for place in folders(folder):
+        entries = read_manifest(place).get(table) or {}
+        if not isinstance(entries, dict):
+            raise WeightsError(f"{place / MANIFEST}: '{table}' is not a table")
+        for mid, e in entries.items():
+            entry = _entry(place, mid, e)
+            if mid not in found or (not found[mid].installed and entry.installed):
+                found[mid] = entry
+    return found
+
+
 def list_models(folder: Path | None = None) -> list[ModelEntry]:
-    folder = Path(folder) if folder else weights_dir()
-    manifest = read_manifest(folder)
-    return [_entry(folder, mid, e) for mid, e in manifest["models"].items()]
+    return list(_merged("models", folder).values())
 
 
 def default_model_id(folder: Path | None = None) -> str:
@@ -74,13 +103,12 @@ def default_model_id(folder: Path | None = None) -> str:
 
 
 def get_entry(model_id: str | None = None, folder: Path | None = None) -> ModelEntry:
-    folder = Path(folder) if folder else weights_dir()
-    manifest = read_manifest(folder)
     model_id = model_id or default_model_id(folder)
-    if model_id not in manifest["models"]:
-        known = ", ".join(sorted(manifest["models"])) or "none"
+    models = _merged("models", folder)
+    if model_id not in models:
+        known = ", ".join(sorted(models)) or "none"
         raise ModelError(f"unknown model {model_id!r}; shipped models: {known}")
-    return _entry(folder, model_id, manifest["models"][model_id])
+    return models[model_id]
 
 
 def _entry(folder: Path, model_id: str, e: dict) -> ModelEntry:
@@ -93,6 +121,49 @@ def _entry(folder: Path, model_id: str, e: dict) -> ModelEntry:
         raise WeightsError(f"manifest entry of {model_id!r} lacks 'file' or 'sha256'") from None
 
 
+def entry_for_file(path: Path) -> ModelEntry:
+    """The entry of a model file outside the zoo (`codec eval -c ours:DIR/x.safetensors`): the
+    manifest.json beside it must list the file (an export's folder: `codec train export
+    --weights-dir DIR`), since the file alone does not say how to build its model."""
+    path = Path(path)
+    manifest = read_manifest(path.parent)
+    for mid, e in manifest["models"].items():
+        if isinstance(e, dict) and Path(str(e.get("file", ""))).name == path.name:
+            return _entry(path.parent, mid, e)
+    raise WeightsError(f"{path}: no {MANIFEST} beside it lists this file (export the model with "
+                       f"`codec train export --weights-dir DIR` and name DIR/<id>.safetensors)")
+
+
+QUALITY = "quality"
+"""The manifest's table of what `-q` means across the zoo (measured on Kodak, scripts/quality_routes.sh):
+
+    "quality": {"routes": [{"model": "<id>", "up_to": 70}, {"model": "<id>", "up_to": 100}],
+                "reference": {"<single-rate id>": 85}}
+
+routes: with no model named, quality q goes to the first model whose `up_to` is at least q (each
+model best at its rates, so bytes and PSNR grow with q across the zoo); reference: the quality at
+which a single-rate model runs at its trained step 1 (60 where absent), every 20 halving the step."""
+
+
+def quality_table(folder: Path | None = None) -> dict:
+    table = read_manifest(folder or weights_dir()).get(QUALITY) or {}
+    return table if isinstance(table, dict) else {}
+
+
+def route_quality(quality: float, folder: Path | None = None) -> str | None:
+    """The model `-q quality` goes to when no model is named (None: the default model)."""
+    for route in quality_table(folder).get("routes") or []:
+        if isinstance(route, dict) and quality <= float(route.get("up_to", 100)) and route.get("model"):
+            return str(route["model"])
+    return None
+
+
+def quality_reference(model_id: str, default: float = 60.0) -> float:
+    """The quality at which single-rate model `model_id` runs at step 1 (see QUALITY)."""
+    value = (quality_table().get("reference") or {}).get(model_id)
+    return float(value) if isinstance(value, (int, float)) else default
+
+
 STARTS = "starts"
 """The manifest's table of encoder starting points: tensors an encoder begins its own optimisation
 from (the overfitted family's starting networks, codec.pipeline.overfit_start), never needed to
@@ -102,8 +173,4 @@ metrics)."""
 
 def get_start(name: str, folder: Path | None = None) -> ModelEntry | None:
     """The manifest's starting point `name`, or None where the manifest has none of that name."""
-    folder = Path(folder) if folder else weights_dir()
-    starts = read_manifest(folder).get(STARTS) or {}
-    if not isinstance(starts, dict):
-        raise WeightsError(f"{folder / MANIFEST}: '{STARTS}' is not a table")
-    return _entry(folder, name, starts[name]) if name in starts else None
+    return _merged(STARTS, folder).get(name)

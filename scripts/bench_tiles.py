@@ -111,7 +111,7 @@ def main() -> None:
     p.add_argument("--8k", dest="eight_k", action="store_true", help="also 7680 x 4320")
     p.add_argument("-o", "--output", default=str(REPO / "results" / "bench_tiles.md"))
     a = p.parse_args()
-    codec = [sys.executable, "-c", "from cli.app import run; run()"]
+    codec = [sys.executable, "-c", "from codec.cli.app import run; run()"]
     sizes = []
     for mp in (float(s) for s in a.sizes.split(",")):
         w = int(round((mp * 1e6 * 4 / 3) ** 0.5 / 16)) * 16

@@ -48,7 +48,7 @@ def main() -> None:
                 ("video", a.video, work / "video.bin", ["encode", a.video, "--frames", f"0:{a.frames}", "--gop", "4"])]
         for kind, src, bitstream, cmd in jobs:
             # encoded once, under the first setting (threads 1, ATen default, oneDNN best)
-            subprocess.run([sys.executable, "-c", "from cli.app import run; run()", *cmd, "-o", str(bitstream), "--force"],
+            subprocess.run([sys.executable, "-c", "from codec.cli.app import run; run()", *cmd, "-o", str(bitstream), "--force"],
                            env=setting_env(1, "default", "best"), check=True, capture_output=True)
             rows = matrix(bitstream, work, settings)
             lines += [f"## {kind}: {Path(src).name} ({bitstream.stat().st_size} bytes), encoded with threads 1, "

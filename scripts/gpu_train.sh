@@ -10,7 +10,7 @@ DEVICE=${DEVICE:-cuda}; MINUTES=${MINUTES:-8.3}; CKPT=${CKPT:-2}; BATCH=${BATCH:
 LAMBDAS=${LAMBDAS:-"0.0067 0.025"}; CONFIG=${CONFIG:-base}
 python3 -c "import torch; print(torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())"
 for lam in $LAMBDAS; do
-  python3 -m cli.app train hyperprior --data .gpu_data/train --run-dir "/tmp/run_$lam" --device "$DEVICE" \
+  python -m codec train hyperprior --data .gpu_data/train --run-dir "/tmp/run_$lam" --device "$DEVICE" \
     --config "$CONFIG" --batch "$BATCH" --crop 256 --max-minutes "$MINUTES" --max-steps 10000000 \
     --lmbda "$lam" --shard-dir "$OUT" --ckpt-minutes "$CKPT" --val-every 500 --no-resume \
     > "$OUT/log_$lam.txt" 2>&1 &

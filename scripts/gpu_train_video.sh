@@ -16,7 +16,7 @@ MINUTES=${MINUTES:-6.5}; BATCH=${BATCH:-64}; INIT=${INIT:-vct-l0067}; LR=${LR:-5
 RUN=${RUN:-/tmp/vct_gpu}
 python3 -m pip install --no-deps --no-index -q .gpu_data/wheels/*.whl 2>&1 | tail -2
 python3 -c "import torch; print(torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())"
-python3 -m cli.app train video --run-dir "$RUN" --data .gpu_data --init "$INIT" --config "$CONFIG" --device cuda \
+python -m codec train video --run-dir "$RUN" --data .gpu_data --init "$INIT" --config "$CONFIG" --device cuda \
   --batch "$BATCH" --lr "$LR" --warmup-steps 100 --min-log-step -1.5 --max-log-step 3.0 --max-minutes "$MINUTES" \
   --ckpt-minutes 1 --val-every 250 --no-resume > "$OUT/train.log" 2>&1 &
 pid=$!

@@ -2,7 +2,7 @@
 
     python scripts/kill_test.py 200        # 200 kills; prints the counts, writes results/faults/kill_test.md
 
-Four commands run as real processes (`python -m cli.app`, this checkout first on PYTHONPATH): encode
+Four commands run as real processes (`python -m codec`, this checkout first on PYTHONPATH): encode
 assets/coffee.png, decode its bitstream to PNG, encode frames 0:4 of assets/carphone.mp4, decode them
 to .mkv; each also with --force over an existing output. An unkilled run of each gives the reference
 output and the duration; each kill lands at a uniform random moment of that duration (model load,

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=${MINUTES:-12}
 for act in gdn relu; do
-  python -m cli.app train hyperprior --data "${CODEC_DATA:-../shared/data}/train" --run-dir "${CODEC_CACHE:-$HOME/.cache/codec}/train/pilot_$act" \
+  python -m codec train hyperprior --data "${CODEC_DATA:-../shared/data}/train" --run-dir "${CODEC_CACHE:-$HOME/.cache/codec}/train/pilot_$act" \
     --config small-$act --batch 8 --crop 128 --bf16 --threads 2 --max-minutes "$MINUTES" --max-steps 1000000 \
     --val-every 500 --no-resume
 done

@@ -11,6 +11,9 @@ them codes more than zeros (tests assert that too).
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import numpy as np
 import pytest
 import torch
@@ -19,6 +22,10 @@ from codec.models.hyperprior import HyperpriorConfig, MeanScaleHyperprior
 from codec.models.m2t import M2T, M2TConfig
 from codec.models.vct import VCT, VCTConfig
 from codec.pipeline import hyperprior, m2t, vct
+
+# The user's weights folder (codec.settings.user_weights_dir) of every test and of the processes they
+# start: an empty folder of this run, never the machine's ~/.local/share/codec.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="codec-test-xdg-")
 
 GAIN = 300.0  # the last analysis layer's weights times this: latents large enough to need several symbols
 

@@ -11,6 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("codec", "cli")
+INSTALLED_AS = {"codec": "codec", "cli": "codec.cli"}  # pyproject.toml's package-dir: cli/ installs as codec.cli
 FAMILY_MODULES = {"codec.pipeline.hyperprior", "codec.pipeline.m2t", "codec.pipeline.vct"}
 FAMILY_CLASSES = {"HyperpriorModel", "M2TModel", "VCTModel", "MeanScaleHyperprior", "M2T", "VCT"}
 
@@ -19,8 +20,9 @@ def _modules() -> dict[str, Path]:
     found = {}
     for package in PACKAGES:
         for path in sorted((REPO / package).rglob("*.py")):
-            parts = path.relative_to(REPO).with_suffix("").parts
-            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+            parts = path.relative_to(REPO / package).with_suffix("").parts
+            parts = (INSTALLED_AS[package], *(parts[:-1] if parts[-1] == "__init__" else parts))
+            found[".".join(parts)] = path
     return found
 
 
@@ -99,10 +101,23 @@ def test_the_graph_sees_imports_inside_functions(graph):
     assert "codec.weights" in graph["codec.pipeline.image"]  # imported lazily, in load_model
 
 
+def test_pyproject_installs_every_package_of_the_tree_and_no_top_level_cli():
+    import tomllib
+
+    setup = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    tree = {INSTALLED_AS[p] + "".join("." + part for part in d.relative_to(REPO / p).parts)
+            for p in PACKAGES for d in [REPO / p, *(REPO / p).rglob("*")] if (d / "__init__.py").is_file()}
+    assert set(setup["packages"]) == tree | {"codec.shipped"}
+    assert setup["package-dir"] == {"codec.cli": "cli", "codec.shipped": "weights"}
+    shipped = setup["package-data"]["codec.shipped"]
+    assert "manifest.json" in shipped and all((REPO / "weights" / f).is_file() or "*" in f for f in shipped)
+
+
 def test_codec_never_imports_the_cli_and_the_container_never_imports_torch():
     for path in (REPO / "codec").rglob("*.py"):
         text = path.read_text()
-        assert "import cli" not in text and "from cli" not in text, path
+        if path.name != "__main__.py":  # the entry point of `python -m codec`
+            assert "import cli" not in text and "from cli" not in text and "codec.cli" not in text, path
         for lib in ("typer", "rich"):
             assert f"import {lib}" not in text and f"from {lib}" not in text, path
     for path in (REPO / "codec" / "container").rglob("*.py"):

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from cli.app import main, make_app
+from codec.cli.app import main, make_app
 
 REPO = Path(__file__).resolve().parent.parent
 WEIGHTS = REPO / "weights"
@@ -77,14 +77,18 @@ def assert_ok(result) -> None:
 
 def assert_one_line_error(result, code: int, *fragments: str) -> str:
     """The error boundary's contract: exit `code`, one `Error: ...` line on stderr, nothing on
-    stdout, no traceback, and the exception did not escape the command."""
+    stdout (under --json: exactly the one failure object, saying the same), no traceback, and the
+    exception did not escape the command."""
     assert isinstance(result.exception, SystemExit), f"exception escaped the boundary: {result.exception!r}"
     assert result.exit_code == code, f"exit {result.exit_code}, expected {code}; stderr: {result.stderr}"
     assert "Traceback" not in result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, f"expected one line on stderr, got: {result.stderr!r}"
     assert lines[0].startswith("Error: "), lines[0]
-    assert result.stdout_bytes == b""
+    if result.stdout_bytes:
+        failure = json.loads(result.stdout)  # one object, one line
+        assert result.stdout.count("\n") == 1 and failure["schema"] == 1 and failure["ok"] is False
+        assert failure["error"] == {"message": lines[0].removeprefix("Error: "), "exit_code": code}
     for fragment in fragments:
         assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
     return lines[0]
@@ -154,10 +158,13 @@ def test_encode_info_decode_round_trip_with_default_names(tmp_path):
     assert "CRC" in info.output
     assert "64x48" in info.output
 
-    refused = cli("decode", bitstream)  # default output photo.png is the original: refused
+    for force in ((), ("--force",)):  # the default name is photo.dec.png: never the original photo.png
+        assert_ok(cli("decode", bitstream, *force))
+        assert png.read_bytes() == original_png
+    assert Image.open(tmp_path / "photo.dec.png").size == (64, 48)
+    refused = cli("decode", bitstream)  # a rerun without --force keeps the decoded file
     line = assert_one_line_error(refused, 2, "--force")
-    assert "photo.png" in line
-    assert png.read_bytes() == original_png
+    assert "photo.dec.png" in line
 
     out = tmp_path / "out.png"
     dec = cli("decode", bitstream, "-o", out)
@@ -168,7 +175,7 @@ def test_encode_info_decode_round_trip_with_default_names(tmp_path):
 
 
 def test_decode_with_force_overwrites_the_default_output(tmp_path, sample):
-    png = tmp_path / "photo.png"
+    png = tmp_path / "photo.dec.png"
     png.write_bytes(b"placeholder, not an image")
     bitstream = tmp_path / "photo.bin"
     bitstream.write_bytes(sample["bin"])
@@ -179,7 +186,7 @@ def test_decode_with_force_overwrites_the_default_output(tmp_path, sample):
 
 def test_decode_into_a_directory_uses_the_input_name(tmp_path, photo_bin):
     assert_ok(cli("decode", photo_bin, "-o", f"{tmp_path / 'out'}/"))
-    assert Image.open(tmp_path / "out" / "photo.png").size == (64, 48)
+    assert Image.open(tmp_path / "out" / "photo.dec.png").size == (64, 48)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (65, 3), (1, 700), (700, 1), (33, 17)],
@@ -400,8 +407,11 @@ def test_batch_encode_writes_the_good_files_and_reports_the_bad_one(tmp_path, ba
         assert_ok(cli("info", outdir / name))
     assert "notanimage.txt" in result.stderr
     assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    summary = [line for line in lines if line.startswith("2 files encoded, 1 failed;")]  # the summary line
+    assert len(summary) == 1
     assert all(line.startswith(("Error: ", "a.png", "b.png", str(batch_inputs[0]), str(batch_inputs[1])))
-               for line in result.stderr.strip().splitlines())
+               for line in lines if line not in summary)
     assert result.stdout == ""
 
 
@@ -505,12 +515,12 @@ def test_batch_existing_outputs_are_refused_per_file(tmp_path, sample):
     b = tmp_path / "b.bin"
     a.write_bytes(sample["bin"])
     b.write_bytes(sample["bin"])
-    (tmp_path / "a.png").write_bytes(b"keep me")
+    (tmp_path / "a.dec.png").write_bytes(b"keep me")
     result = cli("decode", a, b)
     assert result.exit_code == 2
-    assert "a.png" in result.stderr and "--force" in result.stderr
-    assert (tmp_path / "a.png").read_bytes() == b"keep me"
-    assert Image.open(tmp_path / "b.png").size == (64, 48)
+    assert "a.dec.png" in result.stderr and "--force" in result.stderr
+    assert (tmp_path / "a.dec.png").read_bytes() == b"keep me"
+    assert Image.open(tmp_path / "b.dec.png").size == (64, 48)
 
 
 def test_unknown_option_is_one_line_usage_error_through_main(sample, capsys):
@@ -703,7 +713,7 @@ def test_models_json_lists_ids_hashes_and_one_default():
 
 _NO_TORCH = (
     "import json, sys\n"
-    "from cli.app import main\n"
+    "from codec.cli.app import main\n"
     "code = main(json.loads(sys.argv[1]))\n"
     "assert 'torch' not in sys.modules, 'torch was imported'\n"
     "sys.exit(code)\n"
@@ -757,3 +767,174 @@ def test_tracebacks_only_with_codec_debug(tmp_path, debug):
     else:
         assert proc.returncode == 2
         assert "Traceback" not in proc.stderr and proc.stderr.startswith("Error:")
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs and options the encoder must refuse cleanly, and failures mapped to their exit codes
+# ----------------------------------------------------------------------------------------------
+
+
+VIDEO_MODEL = MANIFEST["default_video"]
+
+
+def tiny_clip(path: Path, frames: int = 2, size: int = 32) -> Path:
+    """A lossless .mkv of a few small frames."""
+    from fractions import Fraction
+
+    from codec.videoio import open_writer
+
+    with open_writer(path, size, size, Fraction(25)) as writer:
+        for t in range(frames):
+            writer.write(gradient(size, size, seed=t))
+    return path
+
+
+def test_an_image_with_a_video_model_is_a_usage_error_naming_the_model(tmp_path, sample):
+    """Found: `codec encode a.png -m vct-zt-l0067` was exit 1 (AttributeError), later exit 5."""
+    import codec
+    from codec.errors import UsageError
+
+    for extra in ((), ("--target-size", "1KB")):
+        result = cli("encode", sample["png"], "-m", VIDEO_MODEL, "-o", tmp_path / "v.bin", *extra)
+        assert_one_line_error(result, 2, f"{VIDEO_MODEL} is a video model")
+    with pytest.raises(UsageError, match=f"{VIDEO_MODEL} is a video model"):
+        codec.encode_image(sample["pixels"], VIDEO_MODEL)
+    assert not (tmp_path / "v.bin").exists()
+
+
+def test_a_video_with_an_image_model_is_a_usage_error_naming_the_model(tmp_path):
+    clip = tiny_clip(tmp_path / "clip.mkv")
+    result = cli("encode", clip, "-m", DEFAULT_MODEL, "-o", tmp_path / "clip.bin")
+    assert_one_line_error(result, 2, f"{DEFAULT_MODEL} is an image model")
+    assert not (tmp_path / "clip.bin").exists()
+
+
+OOM = "DefaultCPUAllocator: can't allocate memory: you tried to allocate 123 bytes. Error code 12"
+
+
+def _out_of_memory(*args, **kwargs):
+    raise RuntimeError(OOM)
+
+
+def test_torch_out_of_memory_while_decoding_is_exit_4(tmp_path, photo_bin, monkeypatch, capsys):
+    """Found: torch raises RuntimeError, not MemoryError, so running out of memory was exit 1."""
+    import codec.pipeline
+
+    monkeypatch.setattr(codec.pipeline, "decompress", _out_of_memory)
+    assert_one_line_error(cli("decode", photo_bin, "-o", tmp_path / "a.png"), 4, "not enough memory")
+    assert main(["decode", str(photo_bin), "-o", str(tmp_path / "b.png")]) == 4
+    err = capsys.readouterr().err
+    assert err.startswith("Error: not enough memory") and len(err.strip().splitlines()) == 1
+
+
+def test_out_of_memory_while_loading_weights_is_not_called_a_weights_mismatch(tmp_path, sample, monkeypatch):
+    """Found: load_entry caught torch's allocation failure and said the weights do not fit their config
+    (exit 5)."""
+    import types
+
+    import codec.weights
+
+    monkeypatch.setattr(codec.weights, "_CACHE", {})
+    monkeypatch.setattr(codec.weights, "get_family", lambda name: types.SimpleNamespace(load=_out_of_memory))
+    line = assert_one_line_error(cli("encode", sample["png"], "-o", tmp_path / "o.bin"), 4, "not enough memory")
+    assert "do not fit" not in line
+
+
+@pytest.mark.parametrize("fps", ["2147483648/2147483647", "1/2147483648", "2147483648/4294967295"])
+def test_fps_terms_of_2_to_the_31_or_more_are_a_usage_error(tmp_path, fps):
+    """Found: `--fps 2147483648/2147483647` encoded, and decoding the file to .mkv or .y4m crashed."""
+    clip = tiny_clip(tmp_path / "clip.mkv")
+    result = cli("encode", clip, "--fps", fps, "-o", tmp_path / "clip.bin")
+    assert_one_line_error(result, 2, "--fps", "2^31")
+    assert not (tmp_path / "clip.bin").exists()
+
+
+@pytest.mark.parametrize("threads", ["1025", "100000", str(2**31)])
+def test_threads_over_the_maximum_is_a_usage_error(tmp_path, sample, threads, capsys):
+    """Found: --threads 100000 was a segmentation fault, 20000 an OpenMP abort, 2^31 exit 1 (encode
+    and decode take the bound from cli/options.py)."""
+    bitstream = tmp_path / "in.bin"
+    bitstream.write_bytes(sample["bin"])
+    for command in (["encode", str(sample["png"])], ["decode", str(bitstream)]):
+        assert main([*command, "--threads", threads, "-o", str(tmp_path / "out.png")]) == 2
+        err = capsys.readouterr().err
+        assert "--threads" in err and "1024" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_image_the_default_decoder_refuses_is_not_encoded(tmp_path):
+    """Found: a 65537x1 image encoded (exit 0) into a file that `codec decode` refused (exit 4)."""
+    wide = save_png(tmp_path / "wide.png", gradient(65537, 1))
+    result = cli("encode", wide, "-o", tmp_path / "wide.bin")
+    assert_one_line_error(result, 4, "65537", "max_dimension")
+    assert not (tmp_path / "wide.bin").exists()
+
+
+def test_check_encodable_names_each_limit():
+    from codec.container import Limits
+    from codec.container.format import check_encodable
+    from codec.errors import LimitError
+
+    check_encodable(1 << 16, 1)
+    small = Limits(max_pixels=100, max_dimension=20, max_frames=3)
+    check_encodable(10, 10, 3, small)
+    for size, name in (((21, 1, 1), "max_dimension"), ((1, 21, 1), "max_dimension"), ((11, 10, 1), "max_pixels"),
+                       ((10, 10, 4), "max_frames")):
+        with pytest.raises(LimitError, match=name):
+            check_encodable(*size, limits=small)
+
+
+def _video_bitstream(tmp_path: Path) -> Path:
+    bitstream = tmp_path / "clip.bin"
+    assert_ok(cli("encode", tiny_clip(tmp_path / "clip.mkv"), "-o", bitstream))
+    return bitstream
+
+
+def test_salvage_with_the_first_frame_damaged_is_corrupt_input(tmp_path):
+    """Found: with nothing decodable, `decode --salvage` was exit 2 (usage) instead of 3."""
+    from codec.container.format import FRAM
+    from codec.container.framing import frame_chunk
+    from codec.container.video import VideoReader
+
+    bitstream = _video_bitstream(tmp_path)
+    data = bytearray(bitstream.read_bytes())
+    with open(bitstream, "rb") as fp:
+        first = next(VideoReader(fp).frames())
+    payload = bytearray(data[first.offset + 8 : first.offset + first.size - 4])
+    payload[1] = 7  # frame 0's mode (after its one-byte number), with a valid CRC: read, then refused
+    data[first.offset : first.offset + first.size] = frame_chunk(FRAM, bytes(payload))
+    bitstream.write_bytes(bytes(data))
+    assert_one_line_error(cli("decode", bitstream, "-o", tmp_path / "a.mkv"), 3, "frame 0")
+    assert_one_line_error(cli("decode", bitstream, "--salvage", "-o", tmp_path / "b.mkv"), 3, "frame 0")
+    assert not (tmp_path / "b.mkv").exists()
+
+
+def test_a_video_bitstream_without_frames_is_corrupt_input(tmp_path):
+    from fractions import Fraction
+
+    from codec.container.video import VideoHeader, VideoWriter
+    from codec.pipeline.rate import rate_for
+    from codec.pipeline.video import load_video_model, video_header
+
+    model = load_video_model(VIDEO_MODEL)
+    bitstream = tmp_path / "empty.bin"
+    with open(bitstream, "wb") as fp:
+        VideoWriter(fp, video_header(model, rate_for(model, quality=None, step=1.0), 32, 32),
+                    VideoHeader(Fraction(25), 8)).finish()
+    for salvage in ((), ("--salvage",)):
+        assert_one_line_error(cli("decode", bitstream, *salvage, "-o", tmp_path / "e.mkv"), 3, "no frame")
+
+
+def test_info_and_json_report_the_quality_the_user_gave(tmp_path, sample):
+    """Found: `codec info` and --json showed the raw header field (0, 2000, 10001), not the -q given."""
+    for model, q in (("hyperprior-mse-l0067", "80"), ("hyperprior-mse-l0067", "33.5"), ("hyperprior-vr", "35")):
+        out = tmp_path / f"{model}-{q}.bin"
+        enc = json.loads(cli("encode", sample["png"], "-m", model, "-q", q, "-o", out, "--json").stdout)
+        assert enc["files"][0]["quality"] == float(q)
+        header = json.loads(cli("info", out, "--json").stdout)["header"]
+        assert header["quality"] == pytest.approx(float(q), abs=0.01) and header["quality_field"] not in (float(q),)
+
+
+def test_shell_completion_is_offered():
+    proc = subprocess.run([sys.executable, "-m", "codec", "--show-completion", "bash"], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "SHELL": "/bin/bash"})
+    assert proc.returncode == 0 and "_codec_completion" in proc.stdout

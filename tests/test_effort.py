@@ -117,7 +117,7 @@ def test_the_cli_encodes_with_effort_and_a_target_size(crop, tmp_path):
     from PIL import Image
     from typer.testing import CliRunner
 
-    from cli.app import make_app
+    from codec.cli.app import make_app
 
     src = tmp_path / "crop.png"
     Image.fromarray(crop).save(src)

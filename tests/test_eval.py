@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from cli.app import make_app
+from codec.cli.app import make_app
 from codec.eval.bd import clean_curve, delta
 from codec.eval.codecs import CLASSICAL, make_codec
 from codec.eval.report import check
@@ -102,6 +102,38 @@ def test_tiny_eval_runs_every_installed_codec_and_writes_json_table_and_plot(tin
     table = (out / "table.md").read_text()
     assert "BD-rate vs webp" in table and "codec hyperprior-mse-l0067" in table
     assert (out / "rd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "rd-ms-ssim.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_each_codec_gets_a_compressai_style_json(tiny_eval):
+    out, codecs = tiny_eval
+    results = json.loads((out / "results.json").read_text())
+    files = {json.loads(p.read_text())["name"]: json.loads(p.read_text()) for p in (out / "compressai").glob("*.json")}
+    assert len(files) == len(results["codecs"]) + len(results["published"])
+    for c in results["codecs"].values():
+        mine = files[c["label"]]["results"]
+        assert mine["bpp"] == c["results"]["bpp"] and mine["psnr-rgb"] == c["results"]["psnr-rgb"]
+        assert mine["ms-ssim"] == c["results"]["ms-ssim-rgb"]
+
+
+def test_the_plot_axes_hold_every_point_of_every_curve(tmp_path):
+    from codec.eval import report
+
+    drawn = {}
+
+    def spy(fig, ax, path, xlabel, ylabel, title):
+        drawn["x"], drawn["y"] = ax.get_xlim(), ax.get_ylim()
+
+    results = {"images": ["a"], "codecs": {"ours:x": {"name": "ours:x", "label": "x", "results": {
+        "bpp": [0.1, 3.5], "psnr-rgb": [24.0, 44.0]}}}, "published": {"vtm": {"name": "vtm", "label": "VTM", "published": True,
+        "results": {"bpp": [0.05, 4.2], "psnr-rgb": [22.0, 47.0]}}}}
+    original = report.save_plot
+    report.save_plot = spy
+    try:
+        report.plot(results, tmp_path / "rd.png")
+    finally:
+        report.save_plot = original
+    assert drawn["x"][1] >= 4.2 and drawn["y"][0] <= 22.0 and drawn["y"][1] >= 47.0
 
 
 def test_ours_bpp_counts_the_whole_file(tiny_eval, two_images, tmp_path):
@@ -159,7 +191,8 @@ def test_shipped_default_model_has_not_regressed_against_the_committed_baseline(
 def test_parallel_jobs_give_the_same_files_as_one_process(two_images):
     from pathlib import Path
 
-    from codec.eval.sweep import find_images, run_sweep
+    from codec.eval.sweep import run_sweep
+    from codec.io import find_images
 
     images = find_images(str(two_images))
     specs = ["jpeg", "ours:hyperprior-mse-l0067@2,1"]
@@ -209,3 +242,37 @@ def test_a_cached_sweep_reuses_its_rows_and_a_new_setting_is_measured(tmp_path):
     assert [(r["quality"], r["bytes"], r["psnr-rgb"]) for r in again] == [(r["quality"], r["bytes"], r["psnr-rgb"]) for r in first]
     Image.fromarray(rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)).save(image)  # other pixels, same name
     assert not any(r.get("cached") for r in run_sweep(["jpeg"], [image], cache=cache))
+
+
+@pytest.mark.parametrize("tolerance", ["nan", "inf", "-inf", "-1"])
+def test_a_tolerance_that_is_not_a_finite_non_negative_percentage_is_a_usage_error(tmp_path, tolerance):
+    """Found: `--tolerance nan` made every --check pass. Refused before any image is coded."""
+    result = CliRunner().invoke(make_app(), ["eval", str(tmp_path / "none"), "-o", str(tmp_path / "o"), "-c", "jpeg",
+                                             "--check", str(tmp_path / "baseline.json"), "--tolerance", tolerance])
+    assert result.exit_code == 2, result.output
+    assert "--tolerance" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    with pytest.raises(ValueError, match="tolerance"):
+        check({"codecs": {}}, {"codecs": {}}, float(tolerance))
+
+
+def test_eval_takes_a_model_file_outside_the_zoo(two_images, tmp_path):
+    """`-c ours:DIR/<id>.safetensors`: an exported model that is not in the zoo, found by the manifest
+    beside it; a file no manifest lists is a weights error (exit 5)."""
+    import torch
+
+    from codec.models.hyperprior import HyperpriorConfig, MeanScaleHyperprior
+    from codec.train.export import export_module
+
+    torch.manual_seed(3)
+    export_module(MeanScaleHyperprior(HyperpriorConfig.tiny()), "outside-x", folder=tmp_path / "w")
+    path = tmp_path / "w" / "outside-x.safetensors"
+    result = CliRunner().invoke(make_app(), ["eval", str(two_images), "-o", str(tmp_path / "out"), "--anchor", "jpeg",
+                                             "-c", f"ours:{path}@1.0,2.0", "-c", "jpeg"])
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    curve = results["codecs"][f"ours:{path}"]["results"]
+    assert len(curve["bpp"]) == 2 and all(b > 0 for b in curve["bpp"])
+    stray = tmp_path / "stray.safetensors"
+    stray.write_bytes(path.read_bytes())
+    refused = CliRunner().invoke(make_app(), ["eval", str(two_images), "-o", str(tmp_path / "o2"), "-c", f"ours:{stray}"])
+    assert refused.exit_code == 5 and "manifest" in refused.stderr

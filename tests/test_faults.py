@@ -1,6 +1,6 @@
 """Faults: killed runs, full disks, tampered weights and decompression bombs (docs/ROBUSTNESS.md).
 
-The kill and full-disk tests run `codec` as real processes (`python -m cli.app` on this checkout, the
+The kill and full-disk tests run `codec` as real processes (`python -m codec` on this checkout, the
 shipped models) because what they check, a SIGKILL or a write refused by the kernel, cannot happen
 in-process. The long kill test is `python scripts/kill_test.py N`; here each command is killed a
 couple of times.
@@ -28,7 +28,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from cli.app import make_app
+from codec.cli.app import make_app
 from codec.container import read_container, write_container
 from codec.container.video import INTRA, VideoReader, VideoWriter
 from codec.testing.kills import Tally, clean_up, codec_command, codec_env, kill_once, prepare
@@ -297,7 +297,7 @@ def test_running_out_of_memory_is_one_line_with_exit_4(tmp_path, monkeypatch, ca
     """A file may declare a size within the limits that this machine still cannot hold: the CLI says so
     in one line (exit 4), not as an internal error."""
     import codec.pipeline
-    from cli.app import main
+    from codec.cli.app import main
 
     def no_memory(*args, **kwargs):
         raise MemoryError()

@@ -165,7 +165,7 @@ def test_m2t_training_runs_resumes_and_exports_a_model_that_codes(tmp_path, monk
 
     from PIL import Image
 
-    from cli.app import main
+    from codec.cli.app import main
     from codec.train.export import export_module
     from codec.weights import load_model
     from codec.zoo import read_manifest

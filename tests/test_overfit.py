@@ -359,7 +359,7 @@ def test_cli_encodes_with_the_overfitted_model_and_decodes_the_file(tmp_path, mo
     from PIL import Image
     from typer.testing import CliRunner
 
-    from cli.app import make_app
+    from codec.cli.app import make_app
 
     monkeypatch.setitem(overfit.EFFORTS, 1, TINY)  # the plumbing, not the preset's 1,000 steps
 
@@ -376,7 +376,7 @@ def test_device_option_is_checked_before_any_work(tmp_path):
     from PIL import Image
     from typer.testing import CliRunner
 
-    from cli.app import make_app
+    from codec.cli.app import make_app
     from codec.pipeline.image import device_options
     from codec.registry import get
 
@@ -414,7 +414,7 @@ def test_info_shows_the_bytes_of_networks_and_latents():
 
     from typer.testing import CliRunner
 
-    from cli.app import make_app
+    from codec.cli.app import make_app
 
     from codec.settings import REPO_ROOT
 

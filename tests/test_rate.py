@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.app import make_app
+from codec.cli.app import make_app
 from codec.io import read_image
 from codec.metrics import psnr
 from codec.pipeline.image import compress, compress_to_size, decompress, load_model

@@ -149,7 +149,7 @@ def test_relu_variant_codes_and_exports_its_nonlinearity(tmp_path):
 
 
 def test_codec_train_and_export_commands_replace_a_model_only_when_it_is_better(photo_dir, tmp_path):
-    from cli.app import main
+    from codec.cli.app import main
 
     wdir, run = tmp_path / "w", tmp_path / "run"
     common = ["--config", "tiny", "--batch", "2", "--crop", "64", "--threads", "1", "--val-every", "100"]
@@ -173,7 +173,7 @@ def test_codec_train_and_export_commands_replace_a_model_only_when_it_is_better(
 
 
 def test_codec_train_usage_errors_are_one_line_with_exit_2(capsys):
-    from cli.app import main
+    from codec.cli.app import main
 
     assert main(["train", "--bogus"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -230,7 +230,7 @@ def test_fit_steps_extra_optimizers_passes_progress_and_resumes(tmp_path):
 
 @pytest.mark.parametrize("command", ["hyperprior", "export", "m2t", "m2t-export", "video", "video-export"])
 def test_every_train_command_documents_its_options_with_defaults(command, capsys):
-    from cli.app import main
+    from codec.cli.app import main
 
     assert main(["train", command, "--help"]) == 0
     out = capsys.readouterr().out
@@ -243,14 +243,14 @@ def test_codec_train_without_a_subcommand_lists_them_and_loads_no_torch(tmp_path
     import sys
     from pathlib import Path
 
-    code = ("import sys\nfrom cli.app import main\ncode = main(['train', '--help'])\n"
+    code = ("import sys\nfrom codec.cli.app import main\ncode = main(['train', '--help'])\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\nsys.exit(code)\n")
     repo = Path(__file__).resolve().parent.parent
     proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     for command in ("hyperprior", "export", "m2t", "m2t-export", "video", "video-export"):
         assert command in proc.stdout
-    same = subprocess.run([sys.executable, "-m", "cli.app", "train", "--help"], cwd=repo, capture_output=True,
+    same = subprocess.run([sys.executable, "-m", "codec", "train", "--help"], cwd=repo, capture_output=True,
                           text=True, timeout=60)
     assert same.returncode == 0 and same.stdout == proc.stdout  # where the executable is not installed
     old = subprocess.run([sys.executable, "-m", "codec.train", "--data", "D"], cwd=repo, capture_output=True,
@@ -259,7 +259,7 @@ def test_codec_train_without_a_subcommand_lists_them_and_loads_no_torch(tmp_path
 
 
 def test_exports_refuse_bad_facts_missing_checkpoints_and_existing_ids_as_usage_errors(tmp_path, capsys):
-    from cli.app import main
+    from codec.cli.app import main
     from codec.models.hyperprior import HyperpriorConfig, MeanScaleHyperprior
 
     assert main(["train", "m2t-export", "--checkpoint", "x.pt", "--model-id", "m", "--training", "[1]"]) == 2
@@ -270,3 +270,21 @@ def test_exports_refuse_bad_facts_missing_checkpoints_and_existing_ids_as_usage_
     export_module(module, "tiny-a", folder=tmp_path)
     with pytest.raises(UsageError, match="--force"):
         export_module(module, "tiny-a", folder=tmp_path)
+
+
+@pytest.mark.parametrize("command", ["hyperprior", "m2t", "video", "overfit-start"])
+@pytest.mark.parametrize("threads", ["1025", "100000", "-1"])
+def test_codec_train_threads_out_of_range_is_a_usage_error(tmp_path, capsys, command, threads):
+    """Found: --threads had no upper bound (100000: a segmentation fault, 20000: an OpenMP abort)."""
+    from codec.cli.app import main
+    from codec.cli.options import MAX_THREADS
+    from codec.train.config import MAX_THREADS as MAX_TRAIN_THREADS
+
+    assert MAX_THREADS == MAX_TRAIN_THREADS == 1024
+    required = {"hyperprior": ["--data", "none"], "m2t": ["--data", "none", "--ae", "none"]}.get(command, [])
+    argv = ["train", command, "--run-dir", str(tmp_path / "run"), *required, "--threads", threads]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--threads" in err[0] and "1024" in err[0]
+    assert not (tmp_path / "run").exists()
+    assert torch.get_num_threads() <= MAX_THREADS

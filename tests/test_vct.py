@@ -371,7 +371,7 @@ def _video_data(root, frames=12, size=(128, 192)):
 def test_video_training_resumes_exports_and_the_cli_codes_a_clip(tmp_path, monkeypatch):
     import csv
 
-    from cli.app import main
+    from codec.cli.app import main
     from codec.train.export import export_module
     from codec.zoo import read_manifest
 
@@ -537,3 +537,70 @@ def test_a_repeated_head_or_vhdr_chunk_is_corrupt(tiny_vct, chunk, where):
     with pytest.raises(FormatError, match="second|among the frames"):
         r = VideoReader(io.BytesIO(bad))
         list(r.frames())
+
+
+@pytest.mark.parametrize("num, den", [(1 << 31, 1), (1, 1 << 31), ((1 << 32) - 1, (1 << 31) - 1), (0, 1), (25, 0)])
+def test_a_vhdr_frame_rate_that_media_files_cannot_hold_is_corrupt(num, den):
+    """Found: a VHDR declaring 2147483648/2147483647 fps decoded until the .mkv/.y4m writer crashed (exit 1)."""
+    import struct
+
+    from codec.container.video import VideoHeader
+    from codec.errors import FormatError
+
+    with pytest.raises(FormatError, match="VHDR"):
+        VideoHeader.unpack(struct.pack("<IIH", num, den, 8))
+    if num and den:
+        with pytest.raises(ValueError, match="VHDR"):
+            VideoHeader(Fraction(num, den), 8).pack()
+    edge = VideoHeader(Fraction((1 << 31) - 1, (1 << 31) - 2), 8)
+    assert VideoHeader.unpack(edge.pack()) == edge
+
+
+def test_the_video_encoder_refuses_what_the_default_decoder_refuses(tiny_vct):
+    """Found: the encoder wrote files that `codec decode` with its default limits refused (exit 4)."""
+    from codec.errors import LimitError
+    from codec.pipeline.video import compress_video
+
+    with pytest.raises(LimitError, match="max_dimension"):  # before any frame is read
+        compress_video(tiny_vct(), iter(()), io.BytesIO(), width=(1 << 16) + 1, height=16, fps=Fraction(25))
+
+
+def test_salvage_with_nothing_before_the_damage_is_a_format_error(tiny_vct):
+    """Found: `decode --salvage` of a video whose first frame is damaged yielded nothing and the CLI
+    called it a usage error (exit 2); there is nothing to salvage, so the input is corrupt."""
+    from codec.container.format import FRAM
+    from codec.container.framing import frame_chunk
+    from codec.container.video import VideoReader
+    from codec.errors import FormatError
+    from codec.pipeline.video import VideoDecoder
+
+    model = tiny_vct()
+    data, _ = _encode(model, moving_frames(3), gop=8, mode_decision=False)
+    frames = list(VideoReader(io.BytesIO(data)).frames())
+    for damaged in (0, 1):
+        f = frames[damaged]
+        payload = bytearray(data[f.offset + 8 : f.offset + f.size - 4])
+        payload[1] = 7  # the mode byte, CRC recomputed: the chunk reads, the frame is refused
+        bad = data[: f.offset] + frame_chunk(FRAM, bytes(payload)) + data[f.offset + f.size :]
+        dec = VideoDecoder(io.BytesIO(bad), model)
+        if damaged == 0:
+            with pytest.raises(FormatError, match="frame 0.*nothing to salvage"):
+                list(dec.frames(salvage=True))
+        else:
+            assert [n for n, _ in dec.frames(salvage=True)] == [0] and "frame 1" in dec.damage
+        with pytest.raises(FormatError, match="nothing to salvage"):  # a window after the damage: nothing either
+            list(VideoDecoder(io.BytesIO(bad), model).frames(2, salvage=True))
+
+
+def test_a_video_without_frames_is_a_format_error(tiny_vct):
+    from codec.container.video import VideoHeader, VideoWriter
+    from codec.errors import FormatError
+    from codec.pipeline.rate import rate_for
+    from codec.pipeline.video import VideoDecoder, video_header
+
+    model = tiny_vct()
+    buf = io.BytesIO()
+    VideoWriter(buf, video_header(model, rate_for(model, step=1.0), 16, 16), VideoHeader(Fraction(25), 8)).finish()
+    for salvage in (False, True):
+        with pytest.raises(FormatError, match="no frame"):
+            list(VideoDecoder(io.BytesIO(buf.getvalue()), model).frames(salvage=salvage))

@@ -351,3 +351,15 @@ def test_written_file_keeps_umask_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "out.mkv").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("name", ["out.mkv", "out.y4m"])
+@pytest.mark.parametrize("fps", [Fraction(1 << 31, (1 << 31) - 1), Fraction(1, 1 << 31)])
+def test_a_frame_rate_with_terms_of_2_to_the_31_is_refused_before_writing(tmp_path, name, fps):
+    """Found: the .mkv/.y4m writer crashed with OverflowError (exit 1) on such a rate."""
+    with pytest.raises(UsageError, match="2\\^31"):
+        vio.open_writer(tmp_path / name, W, H, fps)
+    assert leftovers(tmp_path) == []
+    edge = Fraction((1 << 31) - 1, (1 << 31) - 2)
+    write_all(tmp_path / name, clip(1), edge)
+    assert read_all(tmp_path / name)[1][0].shape == (H, W, 3)

@@ -7,7 +7,7 @@
 
 Options come from the config dataclasses of codec.train.config (cli/train/options.py); without a
 subcommand, options go to `hyperprior` (`codec train --data ...` as before subcommands existed).
-`python -m cli.app train ...` is the same command line where the executable is not installed.
+`python -m codec train ...` is the same command line where the executable is not installed.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ try:  # typer >= 0.20 vendors click; its exceptions derive from TyperException
 except ImportError:  # pragma: no cover - older typer on click
     from click.exceptions import ClickException as ClickError
 
-from cli.train.options import command_from
-from cli.train.run import NO_RESUME, exporter, trainer
+from .options import command_from
+from .run import NO_RESUME, exporter, trainer
 from codec.errors import UsageError
 from codec.train.config import (
     ExportConfig,

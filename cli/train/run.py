@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import typer
 
-from cli.train.options import option
+from .options import option
 
 NO_RESUME = option("no_resume", bool, False, "Start afresh even when RUN/checkpoint.pt exists.")
 

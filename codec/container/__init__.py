@@ -69,6 +69,7 @@ __all__ = [
     "read_container",
     "pack_header",
     "unpack_header",
+    "add_chunks",
     "pack_meta",
     "unpack_meta",
     "frame_chunk",
@@ -188,6 +189,27 @@ def write_container(
         parts.append(frame_chunk(chunk_type, data))
     parts.append(frame_chunk(END, b""))
     return b"".join(parts)
+
+
+def add_chunks(data: bytes, chunks: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """A complete container `data` with ancillary `chunks` (type, bytes) inserted before its END
+    (photo metadata: codec.metadata). The file's coded streams are not touched.
+
+    Raises:
+        ValueError: a critical type, or a type the file already holds.
+        FormatError: `data` is not a valid container.
+    """
+    container = read_container(data)
+    present = {c.type for c in container.chunks}
+    frames = []
+    for chunk_type, payload in chunks:
+        chunk_type = check_chunk_type(chunk_type)
+        if is_critical(chunk_type) or chunk_type in present:
+            raise ValueError(f"cannot add chunk {type_name(chunk_type)} to this file")
+        present.add(chunk_type)
+        frames.append(frame_chunk(chunk_type, payload))
+    end = container.chunks[-1].offset
+    return bytes(data[:end]) + b"".join(frames) + bytes(data[end:])
 
 
 def read_container(data: bytes | bytearray | memoryview, limits: Limits = Limits()) -> Container:

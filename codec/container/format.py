@@ -48,6 +48,7 @@ __all__ = [
     "unpack_preamble",
     "image_signature",
     "sniff",
+    "check_encodable",
 ]
 
 SIGNATURE = b"\x89CDC\r\n\x1a\n"
@@ -101,7 +102,14 @@ FIDX = b"FIDX"
 NETS = b"NETS"
 """Critical, overfitted images only, at most once: the decoder's networks (codec.container.overfit)."""
 
-KNOWN_CHUNK_TYPES = frozenset({HEAD, ZSTR, YSTR, NETS, END, META})
+EXIF = b"exif"
+"""Ancillary, at most once: the photo's EXIF block (TIFF-structured bytes, orientation 1; codec.metadata)."""
+ICCP = b"iccp"
+"""Ancillary, at most once: the ICC colour profile of the RGB pixels (codec.metadata)."""
+XMPD = b"xmpd"
+"""Ancillary, at most once: the XMP packet (UTF-8 XML; codec.metadata)."""
+
+KNOWN_CHUNK_TYPES = frozenset({HEAD, ZSTR, YSTR, NETS, END, META, EXIF, ICCP, XMPD})
 """Types an image reader understands; each may appear at most once."""
 
 # Flags of the CLI that raise each limit; named in LimitError messages.
@@ -278,3 +286,23 @@ def limit_error(what: str, value: int, limit: int, name: str, flag: str) -> Limi
         f"{what} is {value}, over the limit of {limit} (Limits.{name}); "
         f"if you trust this file, raise it with {flag}"
     )
+
+
+def check_encodable(width: int, height: int, frames: int = 1, limits: Limits = Limits()) -> None:
+    """Refuses, before anything is coded, a picture size (or frame count) that a reader with `limits`
+    (by default the default decoder's) would refuse: an encoder never writes a file that
+    `codec decode` without options cannot read.
+
+    Raises:
+        LimitError: naming the limit that the size or count is over.
+    """
+    checks = (
+        ("the width", width, limits.max_dimension, "max_dimension", MAX_DIMENSION_FLAG),
+        ("the height", height, limits.max_dimension, "max_dimension", MAX_DIMENSION_FLAG),
+        (f"the size {width}x{height} in pixels", width * height, limits.max_pixels, "max_pixels", MAX_PIXELS_FLAG),
+        ("the frame count", frames, limits.max_frames, "max_frames", MAX_FRAMES_FLAG),
+    )
+    for what, value, limit, name, flag in checks:
+        if value > limit:
+            raise LimitError(f"{what} is {value}, over the limit of {limit} (Limits.{name}) that decoders apply "
+                             f"by default (codec decode {flag}): the encoder does not write a file they refuse")

@@ -6,7 +6,7 @@ Layout (container format version 2 and 3; spec: docs/FORMAT.md section 14)::
                           3 and 3 for models with a temporal prior of z (mode 2 frames; version-2
                           readers refuse clearly)
     HEAD chunk            kind 1 (video): frame size, padding, quality, model id, weights hash, coder
-    VHDR chunk            u32 fps_num | u32 fps_den | u16 gop
+    VHDR chunk            u32 fps_num | u32 fps_den | u16 gop  (fps terms 1..2^31 - 1)
     [meta chunk]          optional UTF-8 JSON
     FRAM chunk x n        one per frame, in display order (below)
     FIDX chunk            u32 frames | u32 gops | gops x (u32 first frame | u64 offset of its FRAM chunk)
@@ -57,7 +57,8 @@ from .format import (
 )
 from .framing import CHUNK_OVERHEAD, Chunk, FileBytes, frame_chunk, read_chunk
 
-__all__ = ["INTRA", "INTER", "INTER_TZ", "MODE_NAMES", "VideoHeader", "Frame", "FrameIndex", "VideoWriter", "VideoReader"]
+__all__ = ["INTRA", "INTER", "INTER_TZ", "MODE_NAMES", "FPS_TERM_LIMIT", "VideoHeader", "Frame", "FrameIndex",
+           "VideoWriter", "VideoReader"]
 
 INTRA, INTER, INTER_TZ = 0, 1, 2
 MODE_NAMES = {INTRA: "intra", INTER: "inter", INTER_TZ: "inter-tz"}
@@ -66,6 +67,9 @@ _FRAME_HEAD = struct.Struct("<IBB")
 _U32 = struct.Struct("<I")
 _GOP = struct.Struct("<IQ")
 MAX_STREAMS = 32
+FPS_TERM_LIMIT = 1 << 31
+"""The frame rate's numerator and denominator are each below this: u32 fields, but media files (FFmpeg's
+AVRational, Matroska, y4m) hold signed 32-bit terms, and a decoded video must be writable."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,8 @@ class VideoHeader:
 
     def pack(self) -> bytes:
         fps = Fraction(self.fps)
-        if not (0 < fps.numerator < 2**32 and 0 < fps.denominator < 2**32) or not 1 <= self.gop <= 0xFFFF:
+        terms_fit = 0 < fps.numerator < FPS_TERM_LIMIT and fps.denominator < FPS_TERM_LIMIT
+        if not terms_fit or not 1 <= self.gop <= 0xFFFF:
             raise ValueError(f"VHDR: fps {self.fps} or gop {self.gop} out of range")
         return _VHDR.pack(fps.numerator, fps.denominator, self.gop)
 
@@ -86,8 +91,8 @@ class VideoHeader:
         if len(data) != _VHDR.size:
             raise FormatError(f"corrupt VHDR: {len(data)} bytes, expected {_VHDR.size}")
         num, den, gop = _VHDR.unpack(data)
-        if num == 0 or den == 0 or gop == 0:
-            raise FormatError(f"corrupt VHDR: fps {num}/{den}, gop {gop}")
+        if not (0 < num < FPS_TERM_LIMIT and 0 < den < FPS_TERM_LIMIT) or gop == 0:
+            raise FormatError(f"corrupt VHDR: fps {num}/{den}, gop {gop} (fps terms must be 1..2^31-1)")
         return cls(Fraction(num, den), gop)
 
 

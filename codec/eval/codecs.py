@@ -152,7 +152,9 @@ OURS_QUALITIES = [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]  # variable-rate m
 def ours(spec: str) -> Codec:
     """Our pipeline. Spec: `ours` (the default model), `ours:<id>`, `ours:<id>@a,b,...` (its settings:
     quantisation steps of a single-rate model, qualities 0..100 of a variable-rate one), or
-    `ours:<id1>+<id2>` (the zoo: every point of each model); `;effort=N` appends an effort level."""
+    `ours:<id1>+<id2>` (the zoo: every point of each model); `;effort=N` appends an effort level.
+    An id may be a model file outside the zoo, `ours:DIR/<id>.safetensors`, whose folder's
+    manifest.json lists it (an export's folder)."""
     from codec.pipeline.image import compress, decompress, load_model
     from codec.pipeline.rate import is_variable
     from codec.registry import family_of
@@ -179,8 +181,13 @@ def ours(spec: str) -> Codec:
             return compress(model, pixels, quality=float(setting), effort=effort).data
         return compress(model, pixels, float(setting), effort=effort).data
 
+    by_id = {load_model(i).model_id: i for i in ids}  # a model file's id -> its path
+
     def decode(data: bytes) -> np.ndarray:
-        return decompress(data).pixels  # the model named in the header
+        from codec.container import read_container
+
+        named = read_container(data).header.model_id  # the model the header names (a file: its path)
+        return decompress(data, load_model(by_id.get(named, named))).pixels
 
     single = len(ids) == 1
     suffix = f";effort={effort}" if effort else ""

@@ -201,22 +201,64 @@ def save_plot(fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> None
     plt.close(fig)
 
 
-def plot(results: dict, path: Path, max_bpp: float = 2.0) -> None:
+def plot(results: dict, path: Path, metric: str = "psnr-rgb") -> None:
+    """RD curves of every codec, measured (solid, ours thicker) and published (dashed), on axes
+    that hold every point of every curve. `metric`: psnr-rgb (dB), or ms-ssim-rgb drawn in dB as
+    -10 log10(1 - MS-SSIM), as CompressAI plots it."""
+    import math
+
+    def value(v):
+        if v is None or not np.isfinite(v):
+            return None
+        return v if metric == "psnr-rgb" else (-10 * math.log10(1 - v) if v < 1 else None)
+
     fig, ax = new_plot()
-    draw_curves(ax, results["codecs"])
-    for c in results["published"].values():
-        r = c["results"]
-        ax.plot(r["bpp"], r["psnr-rgb"], ls="--", lw=1.1, label=c["label"])
-    ax.set_xlim(0, max_bpp)
-    ys = [v for c in results["codecs"].values() for b, v in zip(c["results"]["bpp"], c["results"]["psnr-rgb"]) if b <= max_bpp]
-    if ys:
+    shown: dict[str, dict] = {}
+    published: set[str] = set()
+    for source, curves_ in (("measured", results["codecs"]), ("published", results.get("published", {}))):
+        for name, c in curves_.items():
+            r = c["results"]
+            if metric not in r:
+                continue
+            pts = [(b, value(v)) for b, v in zip(r["bpp"], r[metric]) if value(v) is not None]
+            if pts:
+                shown[name] = dict(c, name=c.get("name", name), label=c.get("label", name),
+                                   results={"bpp": [b for b, _ in pts], "psnr-rgb": [v for _, v in pts]})
+                if source == "published":
+                    published.add(name)
+    draw_curves(ax, {n: c for n, c in shown.items() if n not in published})
+    for n in published:
+        c = shown[n]
+        ax.plot(c["results"]["bpp"], c["results"]["psnr-rgb"], ls="--", lw=1.1, label=c["label"])
+    xs = [b for c in shown.values() for b in c["results"]["bpp"]]
+    ys = [v for c in shown.values() for v in c["results"]["psnr-rgb"]]
+    if xs:
+        ax.set_xlim(0, max(xs) * 1.03)
         ax.set_ylim(min(ys) - 0.5, max(ys) + 0.5)
-    save_plot(fig, ax, path, "bits per pixel (whole file)", "PSNR-RGB (dB)",
-              f"Rate-distortion, {len(results['images'])} images (dashed: published, not measured here)")
+    label = "PSNR-RGB (dB)" if metric == "psnr-rgb" else "MS-SSIM-RGB (dB: -10 log10(1 - MS-SSIM))"
+    save_plot(fig, ax, path, "bits per pixel (whole file)", label,
+              f"Rate-distortion, {len(results.get('images', []))} images (dashed: published, not measured here)")
+
+
+def plot_ms_ssim(results: dict, path: Path) -> None:
+    plot(results, path, "ms-ssim-rgb")
+
+
+def compressai_json(name: str, curve: dict) -> dict:
+    """One codec's curve in the shape CompressAI's plotting tool reads (`name`, `description`,
+    `results` with `bpp`, `psnr-rgb`, `ms-ssim`; `ms-ssim-rgb` too for newer readers)."""
+    r = curve["results"]
+    results = {"bpp": r["bpp"], "psnr-rgb": r.get("psnr-rgb", [])}
+    if "ms-ssim-rgb" in r:
+        results["ms-ssim"] = results["ms-ssim-rgb"] = r["ms-ssim-rgb"]
+    return {"name": curve.get("label", name), "description": curve.get("description", ""), "results": results}
 
 
 def check(results: dict, baseline: dict, tolerance: float) -> list[str]:
-    """Failures: our codecs whose BD-rate against the same codec in `baseline` exceeds `tolerance` %."""
+    """Failures: our codecs whose BD-rate against the same codec in `baseline` exceeds `tolerance` %
+    (finite and at least 0: ValueError otherwise, since no BD-rate exceeds NaN)."""
+    if not np.isfinite(tolerance) or tolerance < 0:
+        raise ValueError(f"tolerance must be a finite percentage of at least 0, got {tolerance}")
     failures = []
     base = {**baseline.get("codecs", {})}
     for name, c in results["codecs"].items():
@@ -244,11 +286,24 @@ def write(results: dict, folder: Path, table: Callable[[dict], str] = markdown,
           draw: Callable[[dict, Path], None] = plot) -> dict[str, Path]:
     """results.json, table.md (`table(results)`) and rd.png (`draw(results, path)`) in `folder`
     (created), the JSON written atomically; returns their paths. The defaults are the image
-    evaluation's; the video one passes `video_report.video_markdown` and `video_report.video_plot`."""
+    evaluation's, which also writes rd-ms-ssim.png and compressai/<codec>.json (one file per codec,
+    measured and published, for CompressAI's plotting tool); the video one passes
+    `video_report.video_markdown` and `video_report.video_plot`."""
+    import re
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"json": folder / "results.json", "table": folder / "table.md", "plot": folder / "rd.png"}
     atomic_write(paths["json"], (json.dumps(results, indent=1, default=float) + "\n").encode(), force=True)
     paths["table"].write_text(table(results))
     draw(results, paths["plot"])
+    if draw is plot:  # an image evaluation
+        paths["plot_ms_ssim"] = folder / "rd-ms-ssim.png"
+        plot_ms_ssim(results, paths["plot_ms_ssim"])
+        (folder / "compressai").mkdir(exist_ok=True)
+        for name, c in {**results["codecs"], **results.get("published", {})}.items():
+            safe = re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("_") or "codec"
+            paths[f"compressai:{name}"] = folder / "compressai" / f"{safe}.json"
+            atomic_write(paths[f"compressai:{name}"], (json.dumps(compressai_json(name, c), indent=1, default=float) + "\n").encode(),
+                         force=True)
     return paths

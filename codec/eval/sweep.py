@@ -14,32 +14,11 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from codec.errors import UsageError
 from codec.eval.cache import read_row, row_key, write_row
 from codec.io import read_image
 from codec.metrics import bpp, ms_ssim, psnr
 
-EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
-
 _CODECS: dict = {}
-
-
-def find_images(source: str, limit: int | None = None) -> list[Path]:
-    """A folder (its images, sorted), a glob, or one file."""
-    p = Path(source)
-    if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in EXTENSIONS)
-    elif any(ch in source for ch in "*?["):
-        import glob
-
-        files = sorted(Path(f) for f in glob.glob(source) if Path(f).suffix.lower() in EXTENSIONS)
-    elif p.is_file():
-        files = [p]
-    else:
-        raise UsageError(f"{source}: no such file, folder or matching glob")
-    if not files:
-        raise UsageError(f"{source}: no images found")
-    return files[:limit] if limit else files
 
 
 def _codecs(specs: tuple[str, ...]):

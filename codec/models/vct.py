@@ -32,14 +32,14 @@ every quality. The output is anchored:
         scale = scale_hp * exp(s)
     with g, correction, s from the head (zero-initialised, g's bias at -4): an untrained model codes
     exactly like the image model and learns where the previous frame is the better guess. With the
-    compute this project has for training, only this form beats all-intra (README, Video).
+    compute this project has for training, only this form beats all-intra (docs/RESEARCH.md, Video).
 
 Temporal prior of the side information (`zprior=True`): an inter frame's z is coded given the two
 previous frames' z (`ZPrior`): the residual z_t - z_{t-1} (integers) under a zero-mean Gaussian whose
 scale a small convolutional net predicts from z_{t-1} and z_{t-1} - z_{t-2}, times a per-frame gain
 2^(g/2) the encoder picks. Static regions then cost next to nothing, where the image model's
 factorized prior charges every frame the full price of its side information (measured: most of an
-inter frame's bytes on static clips; README, Video).
+inter frame's bytes on static clips; docs/RESEARCH.md, Video).
 """
 
 from __future__ import annotations

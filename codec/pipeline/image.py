@@ -18,7 +18,8 @@ import numpy as np
 
 from codec.container import Container, Limits, read_container
 from codec.container.chunks import KIND_IMAGE
-from codec.errors import ModelError, UnsupportedError
+from codec.container.format import check_encodable
+from codec.errors import UnsupportedError, UsageError
 from codec.family import Decoded, Encoded, Loaded
 from codec.io import read_image
 from codec.pipeline.rate import STEP_RANGE, is_variable, rate_for, rate_from_field, search
@@ -34,9 +35,9 @@ def load_model(model: str | Loaded | None = None) -> Loaded:
     from codec.weights import load_model as load_shipped
 
     loaded = model if isinstance(model, Loaded) else load_shipped(model)
-    if family_of(loaded).kind != "image":
-        raise ModelError(f"model {loaded.model_id!r} is a {family_of(loaded).kind} model; images need an image "
-                         "model (see `codec models`)")
+    kind = family_of(loaded).kind
+    if kind != "image":  # the caller chose a model of the other kind: a usage error, not a bad model
+        raise UsageError(f"{loaded.model_id} is a {kind} model: images need an image model (see `codec models`)")
     return loaded
 
 
@@ -61,9 +62,14 @@ def compress(model: Loaded, pixels: np.ndarray, step: float = 1.0, quality: floa
     decoder; the levels a family offers are `Family.efforts`); `on_progress(step, steps, bpp, psnr)`
     follows a long refinement. `device`: where the refinement runs (`Family.devices`; the file is
     the same wherever it ran).
+
+    Raises:
+        UsageError: a video model.
+        LimitError: an image the default decoder would refuse (`Limits`: width, height, pixels).
     """
     t0 = time.perf_counter()
     model = load_model(model)
+    check_encodable(pixels.shape[1], pixels.shape[0])
     family = family_of(model)
     options = device_options(family, device)
     rate = rate_for(model, quality=quality, step=step)
@@ -88,6 +94,7 @@ def compress_to_size(model: Loaded, pixels: np.ndarray, max_bytes: int, effort: 
     is kept (at most two refinements; effort 0's file when neither fits)."""
     t0 = time.perf_counter()
     model = load_model(model)
+    check_encodable(pixels.shape[1], pixels.shape[0])
     family = family_of(model)
     own = family.compress_to_size(model, pixels, max_bytes, effort, on_progress, **device_options(family, device))
     if own is not None:
@@ -165,8 +172,13 @@ def encode_image(image, model: str | Loaded | None = None, *, quality: float | N
                  step: float = 1.0, max_pixels: int = Limits().max_pixels) -> bytes:
     """Encode an image (path, file bytes, PIL image or (H, W, 3) uint8 array) to a bitstream.
 
-    `quality` 0..100 (variable-rate models) or `step`, the quantisation step of the latents
-    (single-rate models: 1 = the trained rate; 0.25..8)."""
+    `quality` 0..100, or `step`, the quantisation step of a single-rate model's latents (1 = the
+    trained rate; 0.25..8). With no model named, a quality goes to the shipped model best at that
+    rate (codec.zoo.route_quality), as `codec encode -q` does."""
+    if model is None and quality is not None and step == 1.0:
+        from codec.zoo import route_quality
+
+        model = route_quality(quality)
     return compress(load_model(model), _as_pixels(image, max_pixels), step, quality).data
 
 

@@ -1,7 +1,8 @@
 """Rate settings: what the header's `quality` field means for a model, on both sides.
 
 Single-rate models: the field is a quantisation step of y in thousandths (0 = step 1, as trained);
-a quality q maps to step 2^((60 - q) / 20), so 60 is the trained rate and every 20 halves the step.
+a quality q maps to step 2^((R - q) / 20), R the model's reference quality (60 unless the manifest's
+quality table says otherwise, codec.zoo.QUALITY), so R is the trained rate and every 20 halves the step.
 Variable-rate models (gain units, `config.levels`): the field is 1 + round(100 * quality) for a
 quality in 0..100 (0 = the model's default quality); quality q sits at level position
 t = q / 100 * (L - 1) and the per-channel gains are mixed log-linearly between the two nearest
@@ -73,7 +74,10 @@ def rate_for(model, *, quality: float | None = None, step: float = 1.0) -> Rate:
             raise ValueError(f"quality must be within 0..100, got {quality}")
         if step != 1.0:
             raise ValueError("give either quality or a quantisation step, not both")
-        step = min(STEP_RANGE[1], max(STEP_RANGE[0], 2.0 ** ((DEFAULT_QUALITY - float(quality)) / 20.0)))
+        from codec.zoo import quality_reference
+
+        ref = quality_reference(model.model_id, DEFAULT_QUALITY)
+        step = min(STEP_RANGE[1], max(STEP_RANGE[0], 2.0 ** ((ref - float(quality)) / 20.0)))
     if not STEP_RANGE[0] <= step <= STEP_RANGE[1]:
         raise ValueError(f"quantisation step must be within {STEP_RANGE[0]}..{STEP_RANGE[1]}, got {step}")
     q = int(round(step * STEP_UNIT))
@@ -100,6 +104,18 @@ def rate_from_field(model, field: int) -> Rate:
         raise FormatError(f"quantisation step {step} in the header is outside {STEP_RANGE[0]}..{STEP_RANGE[1]}")
     vec = torch.full((m,), step, dtype=torch.float64)
     return Rate(field, vec, vec, None, step)
+
+
+def quality_of_field(field: int, variable: bool, reference: float = DEFAULT_QUALITY) -> float:
+    """The 0..100 quality a header's field stands for, on the scale the user gave to `-q` (torch-free,
+    for `codec info`): a variable-rate model's field holds it; a single-rate model's field holds a
+    step, whose quality is reference - 20 log2(step) (the inverse of rate_for's mapping, to 0.01)."""
+    import math
+
+    if variable:
+        return DEFAULT_QUALITY if field == 0 else (field - 1) / 100.0
+    step = 1.0 if field == 0 else field / STEP_UNIT
+    return round(reference - 20.0 * math.log2(step), 2)
 
 
 def parse_size(text: str) -> int:

@@ -25,8 +25,9 @@ import torch
 from codec import coder
 from codec.container import Header, Limits
 from codec.container.chunks import KIND_VIDEO
+from codec.container.format import check_encodable
 from codec.container.video import INTRA, Frame, VideoHeader, VideoReader, VideoWriter
-from codec.errors import FormatError, ModelError, UnsupportedError
+from codec.errors import FormatError, ModelError, UnsupportedError, UsageError
 from codec.family import Loaded
 from codec.io import pad_to_multiple
 from codec.models.hyperprior import STRIDE
@@ -49,9 +50,10 @@ def load_video_model(model: str | Loaded | None = None) -> Loaded:
         if not model:
             raise ModelError("no default video model in the manifest; train and export one (codec train video)")
     loaded = model if isinstance(model, Loaded) else load_model(model)
-    if family_of(loaded).kind != "video":
-        raise ModelError(f"model {loaded.model_id!r} is an image model; video needs a video model such as "
-                         "VCT (see `codec models`)")
+    kind = family_of(loaded).kind
+    if kind != "video":  # the caller chose a model of the other kind: a usage error, not a bad model
+        raise UsageError(f"{loaded.model_id} is an {kind} model: video needs a video model such as VCT "
+                         "(see `codec models`)")
     return loaded
 
 
@@ -96,10 +98,12 @@ def compress_video(model: Loaded, frames: Iterable[np.ndarray], fp: BinaryIO, *,
     gop: a keyframe (intra) every `gop` frames (1 = all-intra). `settings`: the family's encoder
     settings (VCT: mode_decision, rdo, z_deadzone; see codec.pipeline.vct.FrameCoder), which never
     change the format. on_frame(number, mode, bytes) after each frame. Returns the stats; the
-    caller makes the write atomic."""
+    caller makes the write atomic. A frame size or count that the default decoder refuses (`Limits`)
+    is a LimitError before that frame is coded."""
     if not 1 <= gop <= 0xFFFF:
         raise ValueError(f"gop must be within 1..65535, got {gop}")
     model = load_video_model(model)
+    check_encodable(width, height)
     rate = rate_for(model, quality=quality, step=step)
     frame_coder = family_of(model).frame_coder(model, rate, gop, **settings)
     writer = VideoWriter(fp, video_header(model, rate, width, height), VideoHeader(Fraction(fps), gop), meta,
@@ -109,6 +113,7 @@ def compress_video(model: Loaded, frames: Iterable[np.ndarray], fp: BinaryIO, *,
     for n, pixels in enumerate(frames):
         if pixels.shape != (height, width, 3):
             raise ValueError(f"frame {n} is {pixels.shape[1]}x{pixels.shape[0]}, the video is {width}x{height}")
+        check_encodable(width, height, frames=n + 1)
         padded, _ = pad_to_multiple(pixels, STRIDE)
         x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float().div_(255.0)
         key = n % gop == 0
@@ -136,7 +141,8 @@ class VideoDecoder:
         dec.damage                                  # with salvage: the error that ended decoding early
 
     Without `salvage` damage raises FormatError naming the frame; with it, decoding stops before
-    the damaged frame and `damage` holds the message."""
+    the damaged frame and `damage` holds the message (still a FormatError when no frame of the window
+    precedes the damage). A video without any frame is a FormatError."""
 
     def __init__(self, fp: BinaryIO, model: str | Loaded | None = None, limits: Limits = Limits()):
         self.reader = VideoReader(fp, limits)
@@ -159,7 +165,7 @@ class VideoDecoder:
                 raise UnsupportedError(f"the video has {index.frames} frames; --frames starts at {start}")
             first, offset = max((g for g in index.gops if g[0] <= start), key=lambda g: g[0])
         frame_coder = family_of(self.model).frame_coder(self.model, self.rate, self.video.gop)
-        count, exhausted = 0, False
+        count, exhausted, yielded = 0, False, 0
         frames = self.reader.frames(offset, first)
         while stop is None or first + count < stop:
             try:
@@ -169,14 +175,13 @@ class VideoDecoder:
                     break
                 y_hat = self._frame(frame_coder, frame, shape)
             except FormatError as exc:
-                if not salvage:
-                    raise
-                self.damage = str(exc)
+                self.damage = self._salvaged(exc, salvage, yielded)
                 return
             number = first + count
             count += 1
             if number >= start:
                 self.latent = y_hat
+                yielded += 1
                 yield number, frame_coder.pixels(y_hat, h.height, h.width)
         if exhausted:  # the frames ran out before `stop`: the index must agree (a bad GOP offset ends them early)
             try:
@@ -185,9 +190,20 @@ class VideoDecoder:
                     raise FormatError(f"corrupt bitstream: the index lists {index.frames} frames, the file holds "
                                       f"{first + count}")
             except FormatError as exc:
-                if not salvage:
-                    raise
-                self.damage = f"after frame {first + count - 1}: {exc}"
+                self.damage = f"after frame {first + count - 1}: {self._salvaged(exc, salvage, yielded)}"
+                return
+            if not yielded:  # our encoder never writes a video without frames
+                raise FormatError("corrupt bitstream: the video holds no frame")
+
+    @staticmethod
+    def _salvaged(exc: FormatError, salvage: bool, yielded: int) -> str:
+        """The damage `exc` as salvage records it; raised as it is without salvage, and as a FormatError
+        too when no frame precedes it (nothing to salvage: the input is corrupt, not the request)."""
+        if not salvage:
+            raise exc
+        if not yielded:
+            raise FormatError(f"{exc} (no frame decodes before it: nothing to salvage)") from None
+        return str(exc)
 
     def _frame(self, frame_coder, frame: Frame, shape) -> torch.Tensor:
         try:

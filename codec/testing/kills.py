@@ -1,6 +1,6 @@
 """SIGKILL `codec encode` / `codec decode` processes at chosen moments and judge what is left at the output.
 
-Each command runs as a real process (`python -m cli.app`, this checkout first on PYTHONPATH), because
+Each command runs as a real process (`python -m codec`, this checkout first on PYTHONPATH), because
 what is checked, a SIGKILL in the middle of a write, cannot happen in-process. `prepare` makes the
 reference outputs with unkilled, timed runs of four commands (encode assets/coffee.png, decode its
 bitstream to PNG, encode frames 0:4 of assets/carphone.mp4, decode them to .mkv), each also with
@@ -43,7 +43,7 @@ OUTCOMES = ("nothing", "old", "complete")
 
 def codec_command(*args: str) -> list[str]:
     """`codec ARGS` as a process of this Python on this checkout (not whatever `codec` is installed)."""
-    return [sys.executable, "-m", "cli.app", *args]
+    return [sys.executable, "-m", "codec", *args]
 
 
 def codec_env(**extra: str) -> dict[str, str]:

@@ -20,6 +20,16 @@ from pathlib import Path
 from codec.errors import UsageError
 from codec.settings import weights_dir
 
+MAX_THREADS = 1024
+"""Upper bound of --threads, as for encode and decode (cli/options.py): far above any machine's cores,
+far below where torch's thread pools fail (an OpenMP abort at about 20,000, a crash at 100,000)."""
+
+
+def check_threads(threads: int) -> None:
+    """UsageError unless 0 (torch's default) <= threads <= MAX_THREADS."""
+    if not 0 <= threads <= MAX_THREADS:
+        raise UsageError(f"--threads must be within 0..{MAX_THREADS} (0: torch's default), got {threads}")
+
 
 @dataclass(kw_only=True)
 class LoopConfig:
@@ -36,7 +46,7 @@ class LoopConfig:
         max_minutes: Stop after this many minutes of training (carried over resumes).
         clip: Gradient-norm clipping threshold.
         bf16: bfloat16 autocast for the training steps.
-        threads: CPU threads for torch (0: torch's default).
+        threads: CPU threads for torch, 0..1024 (0: torch's default).
         val_every: Validate (and log the validation columns) every this many steps.
         ckpt_minutes: Write the checkpoint every this many minutes (and at the end).
         seed: Seed of the run's random draws.
@@ -57,6 +67,9 @@ class LoopConfig:
     ckpt_minutes: float = 3.0
     seed: int = 0
     device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        check_threads(self.threads)
 
 
 @dataclass(kw_only=True)
@@ -170,7 +183,7 @@ class OverfitStartTrainConfig:
         step_size: Reptile step: the share of the way the start moves to each photo's fitted networks.
         qualities: Comma-separated qualities (0..100), taken in turn.
         max_minutes: Stop after this many minutes (carried over resumes).
-        threads: CPU threads for torch (0: torch's default).
+        threads: CPU threads for torch, 0..1024 (0: torch's default).
         seed: Seed of the photo order, crops and fits.
     """
 
@@ -185,6 +198,9 @@ class OverfitStartTrainConfig:
     max_minutes: float = 60.0
     threads: int = 0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_threads(self.threads)
 
     def data_folder(self) -> Path:
         from codec.settings import data_dir

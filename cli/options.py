@@ -1,0 +1,9 @@
+"""Options that several commands share, defined once so that their bounds and help agree."""
+
+from __future__ import annotations
+
+MAX_THREADS = 1024
+"""Upper bound of --threads: far above any machine's cores, far below where the thread pools fail
+(OpenMP aborts at about 20,000 threads, a segmentation fault at 100,000, torch's int at 2^31)."""
+
+THREADS_HELP = f"CPU threads for the transforms, 1..{MAX_THREADS} (default: torch's, one a core)."
