@@ -9,7 +9,7 @@ DATA=${CODEC_DATA:-../shared/data}
 SUBSET=out/overfit-kodak8
 mkdir -p "$SUBSET"
 for i in 01 04 07 10 13 16 19 22; do ln -sf "$(realpath "$DATA/kodak/kodim$i.png")" "$SUBSET/kodim$i.png"; done
-.venv/bin/codec eval "$SUBSET" -c "ours:hyperprior-mse-l0067@4,2,1,0.8,0.65,0.5,0.4,0.32,0.25" \
+.venv/bin/codec eval "$SUBSET" -c "ours:hyperprior-mse-l0067@8,5.66,4,2,1,0.8,0.65,0.5,0.4,0.32,0.25" \
   -c "ours:hyperprior-mse-l025@4,3,2.5,2,1.6,1.3,1,0.8,0.65,0.5,0.4,0.32,0.25" -c webp -c avif --anchor webp \
   --cache results/quality-routes/cache -o results/quality-routes
 .venv/bin/python scripts/quality_routes.py results/quality-routes/results.json ${WRITE:+--write} | tee results/quality-routes/routes.md
