@@ -62,7 +62,8 @@ def plan_outputs(inputs: list[str], output: str | None, suffix: str, *, decoded:
         raise UsageError("-o is empty: give a file, a directory ending in '/', or '-'")
     if inputs.count(STDIO) > 1 or (STDIO in inputs and len(inputs) > 1):
         raise UsageError("'-' (standard input) cannot be combined with other inputs")
-    if output is not None and output != STDIO and _has_glob(output) and not os.path.lexists(output):
+    if output is not None and output != STDIO and any(c in output for c in "*?") and not os.path.lexists(output):
+        # a glob the shell did not expand ('[' alone is left: names such as photo[1].bin are common)
         raise UsageError(f"-o {output!r} is a pattern, not a name: give a file, or a directory ending in '/'")
     as_dir = output is not None and output != STDIO and (output.endswith(("/", os.sep)) or Path(output).is_dir())
     if len(inputs) > 1 and output is not None and not as_dir:

@@ -128,6 +128,7 @@ def test_an_output_name_is_never_a_literal_glob(tmp_path, photo):
     result = cli("encode", photo, "-o", str(tmp_path / "out" / "*.bin"))
     assert code_of(result) == 2 and "pattern" in result.stderr
     assert not (tmp_path / "out").exists()
+    assert cli("encode", photo, "-o", tmp_path / "photo[1].bin").exit_code == 0  # brackets are a name
 
 
 def test_video_from_a_folder_of_frames_needs_the_video_flag(tmp_path):
