@@ -13,6 +13,7 @@ import sys
 
 import typer
 
+from .batch_job import batch
 from .decode import decode
 from .encode import encode
 from .eval import eval_
@@ -141,6 +142,7 @@ def make_app() -> typer.Typer:
     for command in (encode, decode, info):
         app.command()(guarded(command))
     app.command(name="eval")(guarded(eval_))
+    app.command(name="batch")(guarded(batch))
     app.add_typer(models_app(guarded), name="models")
     app.add_typer(train_app(guarded), name="train")
     return app

@@ -131,10 +131,8 @@ def _decode_image(src: str, dst: str, *, out: Output, force: bool, limits, load:
     """One bitstream (or stdin) to one image (or PNG on stdout); returns its row of the --json report.
     `sources`: inputs already probed (read once: stdin and other streams hold their bytes); `keep`:
     the metadata kinds restored (codec.metadata)."""
-    from codec.container import read_container
     from codec.io import WRITE_FORMATS, encode_image_bytes, write_image
-    from codec.metadata import from_chunks, save_options
-    from codec.pipeline import decompress
+    from codec.pipeline.files import decode_file
 
     from .source import probe
 
@@ -142,22 +140,18 @@ def _decode_image(src: str, dst: str, *, out: Output, force: bool, limits, load:
     source = sources.get(src) or probe(src, max_bytes)
     refuse_existing(dst, force)
     data = source.read(max_bytes)
-    container = read_container(data, limits)  # parsed and CRC-checked once
-    header = container.header
-    dec = decompress(container, load(header.model_id))
-    meta = from_chunks(container.find).keep(keep)
     image_format = "PNG" if dst == STDIO else WRITE_FORMATS.get(Path(dst).suffix.lower(), "PNG")
-    dropped = save_options(meta, image_format)[1]
-    if dropped:
-        out.warn(f"{dst}: {image_format} cannot hold the file's {', '.join(dropped)} metadata (PNG and WebP hold all)")
+    dec = decode_file(data, load, limits, keep=keep, image_format=image_format)
+    if dec.dropped:
+        out.warn(f"{dst}: {image_format} cannot hold the file's {', '.join(dec.dropped)} metadata (PNG and WebP hold all)")
     if dst == STDIO:
-        write_stdout_bytes(encode_image_bytes(dec.pixels, "PNG", meta))
+        write_stdout_bytes(encode_image_bytes(dec.pixels, "PNG", dec.metadata))
     else:
-        write_image(dec.pixels, dst, force=force, metadata=meta)
+        write_image(dec.pixels, dst, force=force, metadata=dec.metadata)
     h, w = dec.pixels.shape[:2]
     row = {
         "input": src, "output": dst, "width": w, "height": h, "bytes": len(data),
-        "bpp": len(data) * 8 / (h * w), "model_id": header.model_id, "decode_seconds": round(dec.seconds, 4),
+        "bpp": len(data) * 8 / (h * w), "model_id": dec.model_id, "decode_seconds": round(dec.seconds, 4),
         "input_bytes": len(data), "output_bytes": os.path.getsize(dst) if dst != STDIO and os.path.isfile(dst) else 0,
     }
     out.say(f"{src} -> {dst}: {w}x{h}, {row['bpp']:.4f} bpp, {dec.seconds:.2f} s")

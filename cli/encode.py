@@ -6,8 +6,7 @@ import contextlib
 import functools
 import os
 import time
-from dataclasses import dataclass
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
@@ -17,10 +16,11 @@ from .output import Output, read_stdin_bytes, refine_progress, write_stdout_byte
 from .paths import STDIO
 from codec.errors import UsageError
 
+if TYPE_CHECKING:
+    from codec.pipeline.files import ImageRate
+
 MAX_INPUT_BYTES = 1 << 30
-CHUNK_FRAME_BYTES = 12  # a chunk's length, type and CRC around its payload (docs/FORMAT.md)
 KINDS = ("exif", "icc", "xmp")  # codec.metadata.KINDS, without importing it at start-up
-DEFAULT_QUALITY = 60.0  # codec.pipeline.rate.DEFAULT_QUALITY
 
 
 EFFORT_HELP = (
@@ -87,15 +87,6 @@ def encode(
                    json_out=json_out, device=device, jobs=jobs, keep=keep)
 
 
-def _asked_quality(rate: ImageRate) -> float | None:
-    """The quality reported for a file: the user's -q, the default 60 when no rate option was
-    given, None for --step or a size target (the header field then says what was chosen)."""
-    if rate.quality is not None:
-        return rate.quality
-    plain = rate.step is None and rate.target_bpp is None and rate.max_bytes is None
-    return DEFAULT_QUALITY if plain else None
-
-
 def _metadata_kinds(text: str) -> frozenset:
     from codec.metadata import parse_selection
 
@@ -140,27 +131,10 @@ def _encode_video(src: str, output: str | None, *, model: str | None, quality: f
         out.emit({"command": "encode", "kind": "video", **row})
 
 
-@dataclass(frozen=True)
-class ImageRate:
-    """How each image's rate is chosen: a quality (or a quantisation step) with an effort level, or the
-    best quality whose whole file fits a byte budget (`max_bytes`, or `target_bpp` of the image)."""
-
-    quality: float | None = None
-    step: float | None = None
-    effort: int = 0
-    target_bpp: float | None = None
-    max_bytes: int | None = None
-
-    def budget(self, height: int, width: int) -> int | None:
-        """The byte budget of an image of this size, or None to code at the quality."""
-        if self.max_bytes is not None:
-            return self.max_bytes
-        return int(self.target_bpp * height * width / 8) if self.target_bpp is not None else None
-
-
 def _image_rate(quality: float | None, target_bpp: float | None, target_size: str | None, step: float | None,
                 effort: int) -> ImageRate:
     """The image rate options, refusing combinations that contradict each other."""
+    from codec.pipeline.files import ImageRate
     from codec.pipeline.rate import parse_size
 
     chosen = [n for n, v in (("--quality", quality), ("--target-bpp", target_bpp), ("--target-size", target_size),
@@ -184,10 +158,7 @@ def _encode_images(pairs: list[tuple[str, str]], out: Output, *, model: str | No
     """`codec encode IMAGES`: each (input, output) pair with one model, loaded once; failures collected."""
     from codec.pipeline import load_model
 
-    if model is None and rate.step is None and rate.budget(1, 1) is None:  # -q goes to the model best at it
-        from codec.zoo import route_quality
-
-        model = route_quality(rate.quality if rate.quality is not None else DEFAULT_QUALITY)
+    model = rate.model_for(model)  # with no -m, -q goes to the shipped model best at it
     t0 = time.perf_counter()
     loaded = load_model(model)
     load_seconds = time.perf_counter() - t0
@@ -222,38 +193,21 @@ def _encode_image(loaded, src: str, dst: str, *, out: Output, rate: ImageRate, f
     """One image to one bitstream (or stdout); returns its row of the --json report. `keep`: the
     metadata kinds carried (codec.metadata), counted in the file and in a --target-size budget."""
     from codec.atomic import atomic_write
-    from codec.container import add_chunks
-    from codec.io import read_image
-    from codec.metadata import to_chunks
-    from codec.pipeline import compress
-    from codec.pipeline.image import compress_to_size
+    from codec.pipeline.files import encode_file, long_encode
 
     refuse_existing(dst, force)
-    image = read_image(read_stdin_bytes(MAX_INPUT_BYTES, flag=None) if src == STDIO else src, max_pixels=max_pixels)
-    for note in image.warnings:
+    source = read_stdin_bytes(MAX_INPUT_BYTES, flag=None) if src == STDIO else src
+    with refine_progress(out, src) if long_encode(loaded, rate) else contextlib.nullcontext() as on_progress:
+        enc = encode_file(loaded, source, rate, max_pixels=max_pixels, keep=keep, device=device,
+                          on_progress=on_progress)
+    for note in enc.warnings:
         out.warn(note)
-    chunks = to_chunks(image.metadata.keep(keep))
-    overhead = sum(len(payload) + CHUNK_FRAME_BYTES for _, payload in chunks)
-    h, w = image.pixels.shape[:2]
-    budget = rate.budget(h, w)
-    from codec.registry import family_of
-
-    try:
-        long_encode = rate.effort or family_of(loaded).default_effort
-        with refine_progress(out, src) if long_encode else contextlib.nullcontext() as on_progress:
-            if budget is not None:
-                enc, fits = compress_to_size(loaded, image.pixels, max(budget - overhead, 1), rate.effort,
-                                             on_progress, device)
-                if not fits:
-                    out.warn(f"{src}: even the lowest quality needs {len(enc.data) + overhead} bytes, over the "
-                             f"target of {budget}" + (f" ({overhead} of them metadata: --metadata none drops it)"
-                                                      if overhead else ""))
-            else:
-                enc = compress(loaded, image.pixels, 1.0 if rate.step is None else rate.step, rate.quality,
-                               rate.effort, on_progress, device)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    data = add_chunks(enc.data, chunks) if chunks else enc.data
+    if not enc.fits:
+        overhead = enc.metadata_bytes
+        out.warn(f"{src}: even the lowest quality needs {len(enc.data)} bytes, over the target of "
+                 f"{rate.budget(enc.height, enc.width)}" + (f" ({overhead} of them metadata: --metadata none drops it)"
+                                                            if overhead else ""))
+    data, h, w = enc.data, enc.height, enc.width
     if dst == STDIO:
         write_stdout_bytes(data)
     else:
@@ -261,7 +215,7 @@ def _encode_image(loaded, src: str, dst: str, *, out: Output, rate: ImageRate, f
     row = {
         "input": src, "output": dst, "width": w, "height": h, "bytes": len(data),
         "bpp": len(data) * 8 / (h * w), "encode_seconds": round(enc.seconds, 4),
-        "quality": _asked_quality(rate), "quality_field": enc.header.quality, "metadata_bytes": overhead,
+        "quality": rate.asked_quality(), "quality_field": enc.quality_field, "metadata_bytes": enc.metadata_bytes,
         "input_bytes": 0 if src == STDIO else os.path.getsize(src), "output_bytes": len(data),
     }
     out.say(f"{src} -> {dst}: {w}x{h}, {len(data)} bytes, {row['bpp']:.4f} bpp, {enc.seconds:.2f} s")

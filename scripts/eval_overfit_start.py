@@ -39,7 +39,7 @@ def fit_row(job: dict) -> dict:
     import numpy as np
     import torch
 
-    from codec.io import read_image
+    from codec.io import centre_crop, read_image
     from codec.metrics import bpp, psnr
     from codec.models.overfit import PRESETS
     from codec.pipeline import overfit
@@ -47,12 +47,7 @@ def fit_row(job: dict) -> dict:
     from codec.pipeline.overfit_fit import Fit, FitSchedule
 
     torch.set_num_threads(1)
-    x = read_image(job["path"]).pixels
-    h, w = x.shape[:2]
-    c = job["crop"]
-    if c and min(h, w) > c:
-        r0, c0 = (h - c) // 2, (w - c) // 2
-        x = np.ascontiguousarray(x[r0:r0 + c, c0:c0 + c])
+    x = centre_crop(read_image(job["path"]).pixels, job["crop"])
     rate = overfit.rate_for(job["quality"])
     t0 = time.perf_counter()
     fit = Fit(x, PRESETS[job["size"]], rate.lam, FitSchedule(iterations=job["steps"], candidates=1, warmup=0),

@@ -623,12 +623,12 @@ def test_codec_debug_lets_the_exception_escape(tmp_path, sample):
 
 
 def test_internal_errors_are_one_line_exit_1(tmp_path, sample, monkeypatch):
-    import codec.pipeline
+    import codec.pipeline.image
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(codec.pipeline, "compress", broken)
+    monkeypatch.setattr(codec.pipeline.image, "compress", broken)
     line = assert_one_line_error(cli("encode", sample["png"], "-o", tmp_path / "i.bin"), 1, "internal error", "boom")
     assert "CODEC_DEBUG=1" in line
 
