@@ -106,7 +106,7 @@ class RayEngine:
         self._stdout, sys.stdout = sys.stdout, sys.stderr
         try:
             if not ray.is_initialized():
-                ray.init(address=address, num_cpus=None if address else (workers or os.cpu_count()),
+                ray.init(address=address or "local", num_cpus=None if address else (workers or os.cpu_count()),
                          include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         except Exception as exc:
             sys.stdout = self._stdout
