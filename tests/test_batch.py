@@ -304,3 +304,21 @@ def test_a_killed_driver_reruns_only_the_rest(many, engine, tmp_path):
     rep = json.loads(subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=True).stdout)
     assert rep["skipped"] == finished and rep["done"] == KILL_IMAGES - finished and rep["failed"] == 0
     check_outputs(src, dst, paths)
+
+
+def test_object_store_destination_writes_whole_and_keeps_what_it_did_not_write():
+    """The remote branch of codec.batch.storage (fsspec), on fsspec's in-memory file system: one PUT a
+    file, an existing object kept unless it holds the same bytes or the job may overwrite it."""
+    pytest.importorskip("fsspec")
+    from codec.batch.storage import Storage
+    from codec.errors import InputError
+
+    store = Storage("memory://bucket/coded")
+    assert store.remote and store.url("a/b.bin") == "memory://bucket/coded/a/b.bin"
+    store.write("a/b.bin", b"first", overwrite=False)
+    assert store.exists("a/b.bin") and store.fs.cat_file(store.base + "/a/b.bin") == b"first"
+    store.write("a/b.bin", b"first", overwrite=False)  # a retried job writing the same bytes
+    with pytest.raises(InputError, match="not written by this batch"):
+        store.write("a/b.bin", b"other", overwrite=False)
+    store.write("a/b.bin", b"other", overwrite=True)
+    assert store.fs.cat_file(store.base + "/a/b.bin") == b"other"
