@@ -142,6 +142,18 @@ def test_existing_output_not_from_the_batch_is_kept_without_force(images, tmp_pa
     assert any("not written by this batch" in f["error"] for f in rep["failures"])
 
 
+def test_two_inputs_named_to_one_output_the_second_fails(tmp_path):
+    src = tmp_path / "src"
+    [png] = make_images(src, 1)
+    Image.open(png).save(src / "img000.jpg", quality=95)  # img000.png and img000.jpg -> img000.bin
+    r = codec("batch", src, tmp_path / "out", "-q", 50, "--workers", 1, "--json")
+    rep = json.loads(r.stdout)
+    assert r.returncode == 2 and (rep["done"], rep["failed"]) == (1, 1)
+    assert "already" in rep["failures"][0]["error"] and rep["failures"][0]["input"].endswith("img000.png")
+    table = rows(tmp_path / "out" / "codec-batch.sqlite")
+    assert table[str(src / "img000.jpg")][3] == str(tmp_path / "out" / "img000.bin")
+
+
 def test_batch_decode_gives_the_images_codec_decode_gives(images, tmp_path):
     src, paths = images
     bins = tmp_path / "bins"

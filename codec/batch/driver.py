@@ -25,7 +25,7 @@ from codec.batch.engines import MAX_ATTEMPTS
 from codec.batch.sources import iter_jobs
 from codec.batch.table import ResultsTable
 from codec.batch.worker import Settings
-from codec.errors import CodecError, ModelError
+from codec.errors import ModelError
 
 FLUSH_SECONDS = 0.5
 FLUSH_ROWS = 256
@@ -62,10 +62,13 @@ def run(source: str, settings: Settings, table_path: str, *, engine: str = "loca
     try:
         if dry_run:
             return _plan(iter_jobs(source, suffix, settings.decode), table, progress, retry_failed)
+        from codec.batch.storage import Storage
+
+        url = Storage(settings.destination).url
         eng = make_engine(engine, settings, workers, address)
         try:
             table.start_run(engine, eng.workers)
-            _drive(iter_jobs(source, suffix, settings.decode), eng, table, progress, retry_failed, force, emit)
+            _drive(iter_jobs(source, suffix, settings.decode), eng, table, progress, retry_failed, force, emit, url)
         finally:
             eng.close()
             table.end_run()
@@ -105,7 +108,9 @@ class _Ledger:
         self.last = time.perf_counter()
 
 
-def _drive(jobs, eng, table: ResultsTable, progress: Progress, retry_failed: bool, force: bool, emit) -> None:
+def _drive(jobs, eng, table: ResultsTable, progress: Progress, retry_failed: bool, force: bool, emit,
+           url: Callable[[str], str]) -> None:
+    """The loop; `url(name)` is an output's full path or URL, as the table records it."""
     ledger = _Ledger(table)
     try:
         for job in jobs:
@@ -114,13 +119,13 @@ def _drive(jobs, eng, table: ResultsTable, progress: Progress, retry_failed: boo
                 progress.skipped += 1
                 emit("skipped", progress, {"key": job.key})
                 continue
-            owner = table.owner_of(job.out) if status is None else None
+            owner = table.owner_of(url(job.out)) if status is None else None
             if owner is not None and owner != job.key:
                 _finish(ledger, progress, emit, _conflict(table, job, owner))
                 continue
             while eng.in_flight >= eng.slots:
                 _collect(eng, ledger, progress, emit)
-            table.mark_pending([(job.key, job.out)])
+            table.mark_pending([(job.key, url(job.out))])
             eng.submit({**dataclasses.asdict(job), "attempt": 0, "overwrite": force or status is not None})
         while eng.in_flight:
             _collect(eng, ledger, progress, emit)
@@ -139,7 +144,7 @@ def _collect(eng, ledger: _Ledger, progress: Progress, emit) -> None:
         if row.get("exit_class") == ModelError.exit_code:
             ledger.add(row)
             ledger.flush()
-            raise _model_error(row)
+            raise ModelError(f"stopped: {row.get('error')}")
         _finish(ledger, progress, emit, row)
 
 
@@ -160,11 +165,6 @@ def _conflict(table: ResultsTable, job, owner: str) -> dict:
     table.mark_pending([(job.key, marker)])
     return {"key": job.key, "output": marker, "status": "failed", "exit_class": 2, "attempts": 0,
             "error": f"its output {job.out} is already {owner}'s (name outputs in a manifest's 'output' column)"}
-
-
-def _model_error(row: dict) -> CodecError:
-    err = ModelError(f"stopped: {row.get('error')}")
-    return err
 
 
 def default_threads(engine: str, workers: int | None) -> int:
