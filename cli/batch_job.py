@@ -56,11 +56,18 @@ def batch(
     if table is None and is_url(destination):
         raise UsageError("a remote destination needs --table PATH (a local file for the results table)")
     if not is_url(destination) and not dry_run:
-        _make_folder(local_path(destination))
+        from .paths import make_directory
+
+        make_directory(Path(local_path(destination)))
     table = table or str(Path(local_path(destination)) / TABLE_NAME)
     out = Output(json_out, quiet)
-    rep = _run_with_progress(out, run, source, settings, table, engine=engine, workers=workers, address=address,
-                             retry_failed=retry_failed, force=force, dry_run=dry_run)
+    from codec.batch.table import TableError
+
+    try:
+        rep = _run_with_progress(out, run, source, settings, table, engine=engine, workers=workers, address=address,
+                                 retry_failed=retry_failed, force=force, dry_run=dry_run)
+    except TableError as exc:
+        raise UsageError(str(exc)) from None
     if json_out:
         out.emit({"command": "batch", **rep})
     elif dry_run:
@@ -74,12 +81,6 @@ def batch(
         err = CodecError(f"{rep['failed']} files failed (see the report and the table {table})")
         err.exit_code = rep["failures"][0]["exit_class"] if rep["failures"] else 1
         raise err
-
-
-def _make_folder(path: str) -> None:
-    from .paths import make_directory
-
-    make_directory(Path(path))
 
 
 def _settings(destination, decode, image_format, model, quality, step, target_bpp, target_size, effort, metadata,
@@ -114,13 +115,8 @@ def _settings(destination, decode, image_format, model, quality, step, target_bp
 def _run_with_progress(out, run, source: str, settings, table: str, **options) -> dict:
     """The batch with a progress bar on stderr (a terminal, no --json / --quiet): files, files/s, MB/s of
     input and, when the source is a manifest (counted first, streaming), the ETA."""
-    from codec.batch.table import TableError
-
     if out.json_mode or out.quiet or not out.err.is_terminal or options.get("dry_run"):
-        try:
-            return run(source, settings, table, **options)
-        except TableError as exc:
-            raise UsageError(str(exc)) from None
+        return run(source, settings, table, **options)
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -138,7 +134,4 @@ def _run_with_progress(out, run, source: str, settings, table: str, **options) -
             bar.update(task, completed=p.finished, rate=f"{p.done / dt:.2f} files/s, {p.bytes_in / dt / 1e6:.2f} MB/s"
                        + (f", {p.failed} failed" if p.failed else ""))
 
-        try:
-            return run(source, settings, table, total=total, on_event=on_event, **options)
-        except TableError as exc:
-            raise UsageError(str(exc)) from None
+        return run(source, settings, table, total=total, on_event=on_event, **options)
