@@ -30,7 +30,7 @@ EFFORT_HELP = (
     "17.3% fewer bits (2.5% fewer than AVIF). Hyperprior and M2T models (M2T: effort 1 gave 7% "
     "fewer bits on 2 photos, each step slower by the transformer pass). Overfitted model (-m overfit; effort 0 is 1): "
     "the whole decoder is fitted to the image, 1 = 1,900 steps of a small decoder (about 525 multiplications a "
-    "pixel), 2 = 4,600 of a medium one (990), 3 = 12,000 of a large one (2,240); see docs/RESEARCH.md. Combines with "
+    "pixel; from quality 60 up 1,550 of a medium one, 990), 2 = 4,600 of a medium one (990), 3 = 12,000 of a large one (2,240); see docs/RESEARCH.md. Combines with "
     "--target-size/--target-bpp (within 5% under the budget)."
 )
 

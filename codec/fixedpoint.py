@@ -27,7 +27,8 @@ ACT_BITS = 30
 MAX_FAN_IN = 128
 """Inputs of one output (a 3x3 convolution of 14 channels has 126)."""
 EXACT = 2.0 ** 52
-_LIMIT = 2.0 ** ACT_BITS
+LIMIT = 2.0 ** ACT_BITS
+"""The clip of every layer's output (integer units)."""
 assert WEIGHT_BITS + ACT_BITS + int(np.log2(MAX_FAN_IN)) <= 52
 
 
@@ -46,10 +47,11 @@ def rescale(acc: np.ndarray, shift: int) -> np.ndarray:
     return _floor_clip(acc, shift)
 
 
-def _floor_clip(acc: np.ndarray, shift: int) -> np.ndarray:
-    if shift:
+def _floor_clip(acc: np.ndarray, floor) -> np.ndarray:
+    if floor:
         np.floor(acc, out=acc)
-    return np.clip(acc, -_LIMIT, _LIMIT, out=acc)
+    np.maximum(acc, -LIMIT, out=acc)  # two ufuncs: np.clip's wrapper costs more than the work at
+    return np.minimum(acc, LIMIT, out=acc)  # the ARM's batch sizes
 
 
 def align_bias(bias: np.ndarray, frac: int, weight_shift: int, bias_shift: int) -> np.ndarray:
@@ -72,35 +74,15 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, frac: int, weigh
     return rescale(acc, weight_shift)
 
 
-def _linear_prepared(x: np.ndarray, weight_t: np.ndarray, bias_half: np.ndarray, weight_shift: int) -> np.ndarray:
-    """`linear` with the bias already aligned and carrying the rounding's half (2^(shift - 1),
-    an integer, so the sum stays exact): floor((acc + b + 2^(s-1)) / 2^s) = floor((acc + b) / 2^s + 1/2)."""
+def _linear_prepared(x: np.ndarray, weight_t: np.ndarray, bias: np.ndarray, floor: bool) -> np.ndarray:
+    """`linear` with the layer prepared by `Layer.prepared`: clip(floor(x @ weight_t + bias))."""
     acc = x @ weight_t
-    acc += bias_half
-    if weight_shift:
-        acc *= 2.0 ** -weight_shift
-    return _floor_clip(acc, weight_shift)
+    acc += bias
+    return _floor_clip(acc, floor)
 
 
 def relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0.0, out=x)
-
-
-def conv3x3(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, frac: int, weight_shift: int,
-            bias_shift: int) -> np.ndarray:
-    """(C, H, W) with `frac` bits -> (O, H, W): a 3x3 convolution with replicate padding, as nine
-    exact matrix products over shifted views. weight: (O, C, 3, 3) integers."""
-    c, h, w = x.shape
-    if 9 * c > MAX_FAN_IN:
-        raise ValueError(f"a 3x3 convolution of {c} channels exceeds the exact bound ({MAX_FAN_IN} inputs)")
-    padded = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    acc = np.zeros((weight.shape[0], h * w))
-    for dy in range(3):
-        for dx in range(3):
-            view = padded[:, dy:dy + h, dx:dx + w].reshape(c, h * w)
-            acc += weight[:, :, dy, dx] @ view
-    acc += align_bias(bias, frac, weight_shift, bias_shift)[:, None]
-    return rescale(acc, weight_shift).reshape(-1, h, w)
 
 
 def upsample2x(x: np.ndarray, taps: np.ndarray, frac: int, shift: int, size: tuple[int, int]) -> np.ndarray:
@@ -174,19 +156,60 @@ class Layer:
         self.weight_shift, self.bias_shift = int(weight_shift), int(bias_shift)
         self._prepared: dict = {}
 
-    def linear(self, x: np.ndarray, frac: int) -> np.ndarray:
-        """As `linear`, with the transposed weight and the aligned bias prepared once per `frac`."""
+    def prepared(self, frac: int) -> tuple[np.ndarray, np.ndarray, bool]:
+        """The layer for inputs with `frac` bits as (weight.T * 2^-q contiguous, (aligned bias +
+        2^(q-1)) * 2^-q, whether to floor) with q the weight shift, so that
+        y = clip(floor(x @ weight.T * 2^-q + bias * 2^-q)) = `linear`'s integers with one pass less:
+        scaling by a power of two is exact in float64 (every product and partial sum is the same
+        integer times 2^-q, below 2^52 2^-q), so the rounding sees the same values in any order.
+        With q = 0 there is no rounding (and no floor)."""
         if frac not in self._prepared:
             if self.weight.shape[1] > MAX_FAN_IN:
                 raise ValueError(f"a layer of {self.weight.shape[1]} inputs exceeds the exact bound ({MAX_FAN_IN})")
-            half = 2.0 ** (self.weight_shift - 1) if self.weight_shift else 0.0
-            self._prepared[frac] = (np.ascontiguousarray(self.weight.T),
-                                    align_bias(self.bias, frac, self.weight_shift, self.bias_shift) + half)
-        weight_t, bias = self._prepared[frac]
-        return _linear_prepared(x, weight_t, bias, self.weight_shift)
+            q = self.weight_shift
+            half = 2.0 ** (q - 1) if q else 0.0
+            self._prepared[frac] = (np.ascontiguousarray(self.weight.T) * 2.0 ** -q,
+                                    (align_bias(self.bias, frac, q, self.bias_shift) + half) * 2.0 ** -q, q > 0)
+        return self._prepared[frac]
+
+    def linear(self, x: np.ndarray, frac: int) -> np.ndarray:
+        """As `linear`, with the layer prepared once per `frac`."""
+        return _linear_prepared(x, *self.prepared(frac))
+
+    def linear_relu(self, x: np.ndarray, frac: int) -> np.ndarray:
+        """relu(linear(x)) in place: relu(clip(v)) = min(max(v, 0), LIMIT), one pass less."""
+        weight_t, bias, floor = self.prepared(frac)
+        acc = x @ weight_t
+        acc += bias
+        if floor:
+            np.floor(acc, out=acc)
+        np.maximum(acc, 0.0, out=acc)
+        return np.minimum(acc, LIMIT, out=acc)
 
     def conv3x3(self, x: np.ndarray, frac: int) -> np.ndarray:
-        return conv3x3(x, self.weight, self.bias, frac, self.weight_shift, self.bias_shift)
+        """(C, H, W) with `frac` bits -> (O, H, W): a 3x3 convolution with replicate padding, exact
+        (weight (O, C, 3, 3) integers, the rounding of `linear`): the nine shifted views stacked into one (9C, H W) matrix and one product
+        with the weight prepared as (O, 9C) * 2^-q (see `prepared`; one pass per view and one
+        product instead of nine products, each adding into the accumulator)."""
+        key = ("conv", frac)
+        if key not in self._prepared:
+            o, c = self.weight.shape[:2]
+            if 9 * c > MAX_FAN_IN:
+                raise ValueError(f"a 3x3 convolution of {c} channels exceeds the exact bound ({MAX_FAN_IN} inputs)")
+            q = self.weight_shift
+            half = 2.0 ** (q - 1) if q else 0.0
+            self._prepared[key] = (self.weight.transpose(0, 2, 3, 1).reshape(o, 9 * c) * 2.0 ** -q,
+                                   ((align_bias(self.bias, frac, q, self.bias_shift) + half) * 2.0 ** -q)[:, None], q > 0)
+        weight, bias, floor = self._prepared[key]
+        c, h, w = x.shape
+        padded = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="edge")
+        cols = np.empty((3, 3, c, h, w))
+        for dy in range(3):
+            for dx in range(3):
+                cols[dy, dx] = padded[:, dy:dy + h, dx:dx + w]
+        acc = weight @ cols.reshape(9 * c, h * w)
+        acc += bias
+        return _floor_clip(acc, floor).reshape(-1, h, w)
 
     def __repr__(self) -> str:
         return f"Layer({self.weight.shape}, shifts {self.weight_shift}/{self.bias_shift})"

@@ -59,6 +59,57 @@ def test_fixed_point_linear_is_the_exact_integer_result():
     assert np.array_equal(got, np.clip(want, -2.0 ** fp.ACT_BITS, 2.0 ** fp.ACT_BITS))
 
 
+def _exact_rescale(acc, q: int) -> np.ndarray:
+    """Python integers: floor(acc / 2^q + 1/2) clipped to the activation range, as float64."""
+    out = np.array([[(int(v) + (1 << q >> 1)) >> q for v in row] for row in acc], dtype=np.float64)
+    return np.clip(out, -2.0 ** fp.ACT_BITS, 2.0 ** fp.ACT_BITS)
+
+
+def test_prepared_layers_give_the_exact_integers_near_the_bounds():
+    """The decoder's fast paths (weights scaled by 2^-q in float64, the bias in the product's
+    units, relu fused with the clip, the 3x3 layer as one product over stacked views) against
+    Python integers, with activations near 2^30 and weights near 2^15."""
+    rng = np.random.default_rng(1)
+    q, frac = 11, 8
+    w = np.round(rng.uniform(-1, 1, (5, 14)) * (2 ** fp.WEIGHT_BITS - 1))
+    b = np.round(rng.normal(0, 2 ** 10, 5))
+    x = np.round(rng.uniform(-1, 1, (40, 14)) * 2.0 ** fp.ACT_BITS)
+    layer = fp.Layer(w, b, q, 6)
+    acc = x.astype(object).dot(w.astype(object).T) + b.astype(object) * 2 ** (frac + q - 6)
+    want = _exact_rescale(acc, q)
+    assert np.array_equal(layer.linear(x, frac), want)
+    assert np.array_equal(layer.linear_relu(x.copy(), frac), np.maximum(want, 0))
+    assert np.abs(want).max() == 2.0 ** fp.ACT_BITS  # the clip was exercised
+    # 3x3: 14 channels (126 inputs, the bound), replicate padding
+    cw = np.round(rng.uniform(-1, 1, (3, 14, 3, 3)) * (2 ** fp.WEIGHT_BITS - 1))
+    conv = fp.Layer(cw, b[:3], q, 6)
+    img = np.round(rng.uniform(-1, 1, (14, 5, 7)) * 2.0 ** 24)
+    padded = np.pad(img, ((0, 0), (1, 1), (1, 1)), mode="edge").astype(object)
+    acc = np.zeros((3, 35), dtype=object)
+    for dy in range(3):
+        for dx in range(3):
+            acc += cw[:, :, dy, dx].astype(object).dot(padded[:, dy:dy + 5, dx:dx + 7].reshape(14, 35))
+    acc += (b[:3].astype(object) * 2 ** (frac + q - 6))[:, None]
+    assert np.array_equal(conv.conv3x3(img, frac), _exact_rescale(acc, q).reshape(3, 5, 7))
+
+
+def test_arm_parameters_are_the_layers_integers():
+    """Arm.params (written out for speed) equals the plain composition of Layer.linear."""
+    arm = random_arm(12, seed=3)
+    ctx = np.round(np.random.default_rng(2).normal(0, 40, (300, 12)))
+    x = ctx * 2.0 ** arm_int.FRAC
+    for layer in arm.hidden:
+        x = np.maximum(layer.linear(x, arm_int.FRAC) + x, 0)
+    mu_s = arm.out.linear(x, arm_int.FRAC)
+    limit = arm_int.RADIUS * 2.0 ** arm_int.FRAC
+    want_index = np.clip((mu_s[:, 1].astype(np.int64) - arm_int.LOG_MIN + arm_int.LOG_STEP // 2) // arm_int.LOG_STEP,
+                         0, len(arm_int.SCALE_INTS) - 1)
+    mean, index = arm.params(ctx)
+    assert np.array_equal(mean, np.clip(mu_s[:, 0], -limit, limit) / 2.0 ** arm_int.FRAC)
+    assert np.array_equal(index, want_index)
+    assert len(set(index.tolist())) > 1 and np.abs(mean).max() > 0  # non-trivial parameters
+
+
 def test_layer_refuses_weights_beyond_the_exact_bound():
     with pytest.raises(ValueError):
         fp.Layer(np.full((2, 2), 2.0 ** fp.WEIGHT_BITS), np.zeros(2), 8, 8)

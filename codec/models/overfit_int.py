@@ -50,6 +50,13 @@ def dense(nets: Networks, grids: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+MLP_CHUNK = 16384
+"""Pixels per matrix product of the per-pixel MLP in the decoder: a chunk's hidden activations
+(16,384 x width x 8 bytes, 4 MB at width 32) stay in the cache across the layer's passes instead
+of streaming a band's 26 MB five times (768x512, medium decoder, 2 cores of an AVX2 EPYC: the
+upsampling and synthesis 0.26 s unchunked, 0.19-0.20 s in chunks of 4,096 to 16,384)."""
+
+
 def synthesize(nets: Networks, grids: list[np.ndarray], rows: int = 128, threads: int = 1) -> np.ndarray:
     """Integer grids -> (H, W, 3) uint8. The MLP and the 3x3 layers run on bands of `rows` rows,
     `threads` bands at a time (numpy releases the GIL): each band is computed with as many extra
@@ -87,11 +94,13 @@ def _band(nets: Networks, d: np.ndarray, lo: int, hi: int) -> np.ndarray:
     a, b = max(0, lo - halo), min(d.shape[1], hi + halo)
     c, w = d.shape[0], d.shape[2]
     x = d[:, a:b].reshape(c, -1).T  # (P, L)
-    for i, layer in enumerate(nets.mlp):
-        x = layer.linear(x, FRAC)
-        if i < len(nets.mlp) - 1:
-            x = fp.relu(x)
-    img = x.T.reshape(3, b - a, w)
+    img = np.empty(((b - a) * w, 3))
+    for p in range(0, len(x), MLP_CHUNK):  # per pixel: in chunks whose hidden activations stay in cache
+        y = x[p:p + MLP_CHUNK]
+        for i, layer in enumerate(nets.mlp):
+            y = layer.linear_relu(y, FRAC) if i < len(nets.mlp) - 1 else layer.linear(y, FRAC)
+        img[p:p + MLP_CHUNK] = y
+    img = img.T.reshape(3, b - a, w)
     # replicate padding is right at the image's edges; inside the image the rows next to the band's
     # cut are wrong after each layer, one more row each time, and the halo is exactly what is dropped
     for i, conv in enumerate(nets.convs):
