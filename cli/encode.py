@@ -49,6 +49,7 @@ def encode(
     effort: int = typer.Option(0, "--effort", "-e", min=0, max=3, help=EFFORT_HELP),
     step: Optional[float] = typer.Option(None, "--step", min=0.25, max=8.0, help="Single-rate models: quantisation step of the latents (1 = as trained)."),
     gop: int = typer.Option(32, "--gop", min=1, max=65535, help="Video: an intra frame every N frames (1 = all-intra)."),
+    memory: int = typer.Option(0, "--memory", min=0, max=255, help="Video: keep the latents of intra frames of up to N scenes, so that a scene that returns is coded inter against what was seen before (0 = none; recorded in the file, seeking still works; see docs/RESEARCH.md)."),
     frames: Optional[str] = typer.Option(None, "--frames", help="Video: frames A:B only (A included, B excluded)."),
     fps: Optional[str] = typer.Option(None, "--fps", help="Video: frame rate to record (default: the source's; 25 for frame folders)."),
     metadata: str = typer.Option("all", "--metadata", help="Photo metadata kept in the file and restored on decode: all, none, or a comma list of exif, icc, xmp. The ICC profile is carried, not applied (a wide-gamut photo keeps its colours); EXIF orientation is applied to the pixels and reset to 1."),
@@ -73,11 +74,11 @@ def encode(
             raise UsageError("--target-size, --target-bpp, --effort and --device are for images; videos take --quality")
         if quality is not None and step is not None:
             raise UsageError("choose one of --quality, --step")
-        _encode_video(inputs[0], output, model=model, quality=quality, step=step, gop=gop, frames=frames, fps=fps,
+        _encode_video(inputs[0], output, model=model, quality=quality, step=step, gop=gop, memory=memory, frames=frames, fps=fps,
                       force=force, threads=threads, max_pixels=max_pixels, json_out=json_out)
         return
-    if frames is not None or fps is not None:
-        raise UsageError("--frames and --fps are for video inputs")
+    if frames is not None or fps is not None or memory:
+        raise UsageError("--frames, --fps and --memory are for video inputs")
     rate = _image_rate(quality, target_bpp, target_size, step, effort)
     _check_device(device)
     inputs = expand_inputs(inputs)  # a folder or a glob is its images
@@ -110,8 +111,8 @@ def _check_device(device: str) -> None:
 
 
 def _encode_video(src: str, output: str | None, *, model: str | None, quality: float | None, step: float | None,
-                  gop: int, frames: str | None, fps: str | None, force: bool, threads: int | None, max_pixels: int,
-                  json_out: bool) -> None:
+                  gop: int, memory: int, frames: str | None, fps: str | None, force: bool, threads: int | None,
+                  max_pixels: int, json_out: bool) -> None:
     """`codec encode CLIP`: one video into one video bitstream (a file, never stdout)."""
     from pathlib import Path
 
@@ -125,7 +126,7 @@ def _encode_video(src: str, output: str | None, *, model: str | None, quality: f
         raise UsageError("a video bitstream is written to a file: give -o FILE")
     if skip(outputs[0], force, out):
         return
-    row = encode_video(src, outputs[0], out=out, model=model, quality=quality, step=step, gop=gop,
+    row = encode_video(src, outputs[0], out=out, model=model, quality=quality, step=step, gop=gop, memory=memory,
                        window=window, fps=rate, force=force, max_pixels=max_pixels, json_out=json_out)
     if json_out:
         out.emit({"command": "encode", "kind": "video", **row})

@@ -47,8 +47,9 @@ def _video_info(source, limits, out: Output, json_out: bool) -> None:
     h = d["header"]
     out.say(f"{path}: codec container (video), writer v{d['writer_version']} (readers >= v{d['min_reader_version']}), "
             f"{d['size']} bytes, {d['bpp']:.4f} bpp")
+    memory = f", a memory of {d['memory']} slots" if d["memory"] else ""
     out.say(f"  video {h['width']}x{h['height']}, {d['frames']} frames @ {d['fps']} fps, gop {d['gop']}, "
-            f"{len(d['gops'])} GOPs")
+            f"{len(d['gops'])} GOPs{memory}")
     out.say(f"  model {h['model_id']} (weights {h['weights_sha256_prefix']}), coder {h['coder']} {h['coder_version']}, "
             f"quality {h['quality']}")
     table = Table("frame", "mode", "bytes", "offset", box=None, pad_edge=False)

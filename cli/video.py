@@ -74,7 +74,7 @@ def frame_progress(out: Output, total: int | None, what: str):
 
 def encode_video(src: str, dst: str, *, out: Output, model: str | None, quality: float | None, step: float | None,
                  gop: int, window: tuple[int, int | None] | None, fps: Fraction | None, force: bool,
-                 max_pixels: int, json_out: bool) -> dict:
+                 max_pixels: int, json_out: bool, memory: int = 0) -> dict:
     from codec.atomic import atomic_file
     from codec.pipeline.video import compress_video, load_video_model
     from codec.videoio import open_video
@@ -88,12 +88,12 @@ def encode_video(src: str, dst: str, *, out: Output, model: str | None, quality:
             try:
                 stats = compress_video(loaded, reader, fp, width=info.width, height=info.height, fps=info.fps,
                                        quality=quality, step=1.0 if step is None else step, gop=gop,
-                                       on_frame=lambda *_: advance())
+                                       memory=memory, on_frame=lambda *_: advance())
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
     pixels = info.width * info.height * stats.frames
     row = {"input": src, "output": dst, "width": info.width, "height": info.height, "frames": stats.frames,
-           "fps": str(info.fps), "gop": gop, "intra_frames": stats.intra, "bytes": stats.bytes,
+           "fps": str(info.fps), "gop": gop, "memory": memory, "intra_frames": stats.intra, "bytes": stats.bytes,
            "bpp": stats.bytes * 8 / pixels, "encode_seconds": round(stats.seconds, 3),
            "encode_fps": round(stats.frames / max(stats.seconds, 1e-9), 3), "model_id": loaded.model_id,
            "load_seconds": round(load_seconds, 4)}
@@ -162,7 +162,7 @@ def video_info(source, limits) -> dict:
                    "pad_bottom": h.pad_bottom, "quality": h.quality, "model_id": h.model_id,
                    "weights_sha256_prefix": h.weights_sha256_prefix.hex(), "coder": h.coder,
                    "coder_version": h.coder_version},
-        "fps": str(r.video.fps), "gop": r.video.gop, "frames": len(frames),
+        "fps": str(r.video.fps), "gop": r.video.gop, "memory": r.video.memory, "frames": len(frames),
         "gops": [{"first_frame": f, "offset": o} for f, o in index.gops],
         "bpp": r.size * 8 / max(1, h.width * h.height * len(frames)), "meta": r.meta, "frame_table": frames,
     }

@@ -1,9 +1,11 @@
 """Regenerate the golden video bitstream (run after a deliberate change of the video model or format).
 
-    python scripts/make_golden_video.py [--model ID] [--suffix S]
+    python scripts/make_golden_video.py [--model ID] [--suffix S] [--memory N]
 
-One golden file per shipped video format: video_carphone_6f.bin (vct-l0067, container version 2) and
-video_carphone_6f_zt.bin (vct-zt-l0067, version 3: temporal side information, compact frames).
+One golden file per shipped video format: video_carphone_6f.bin (vct-l0067, container version 2),
+video_carphone_6f_zt.bin (vct-zt-l0067, version 3: temporal side information, compact frames) and
+video_carphone_9f_memory.bin (vct-zt-l0067 with a latent memory of 4, version 5; recipe "returning":
+`--memory 4 --suffix _memory`).
 
 Codes the first 6 frames of assets/carphone.mp4 (gop 4: a keyframe, inter frames, a second GOP; the
 recipe is codec.testing.golden_video) with the shipped video model and writes
@@ -37,20 +39,25 @@ def main() -> None:
 
     p = argparse.ArgumentParser()
     p.add_argument("--model", default=None, help="video model id (default: the manifest's default_video)")
-    p.add_argument("--suffix", default="", help="file names video_carphone_6f{S}.bin, golden_video{S}.json")
+    p.add_argument("--suffix", default="", help="file names video_carphone_<n>f{S}.bin, golden_video{S}.json")
+    p.add_argument("--memory", type=int, default=0, help="a latent memory of N entries, on the 'returning' recipe")
     a = p.parse_args()
     model = load_video_model(a.model)
-    frames = golden.source_frames()
+    recipe = "returning" if a.memory else "first"
+    frames = golden.source_frames(recipe)
     h, w = frames[0].shape[:2]
     encoder = {"rdo": RDO_LAMBDA}  # the encoder's choices this golden file pins (the test re-encodes with them)
+    if a.memory:
+        encoder["memory"] = a.memory
     data, stats = golden.encode(model, frames, encoder)
     decoded, latents_sha = decode_video_with_latents_sha256(data, model)
     GOLDEN.mkdir(parents=True, exist_ok=True)
-    (GOLDEN / f"video_carphone_6f{a.suffix}.bin").write_bytes(data)
+    name = f"video_carphone_{len(frames)}f{a.suffix}.bin"
+    (GOLDEN / name).write_bytes(data)
     info = {
-        "bitstream": f"video_carphone_6f{a.suffix}.bin",
-        "source": f"{golden.SOURCE.relative_to(REPO)}, frames 0..{golden.FRAMES - 1}, quality {golden.QUALITY}, "
-                  f"gop {golden.GOP}, fps {golden.FPS}",
+        "bitstream": name, "recipe": recipe,
+        "source": f"{golden.SOURCE.relative_to(REPO)}, frames 0..{golden.FRAMES - 1} (recipe {recipe}), quality "
+                  f"{golden.QUALITY}, gop {golden.GOP}, fps {golden.FPS}",
         "model_id": model.model_id, "encoder": encoder, "bytes": len(data), "modes": stats.modes, "frame_bytes": stats.frame_bytes,
         "bitstream_sha256": hashlib.sha256(data).hexdigest(),
         "latents_sha256": latents_sha,
@@ -58,7 +65,7 @@ def main() -> None:
         "note": "pixels come from g_s in float32 and may differ by one level in a few pixels between thread "
                 "counts; the latents are exact, so the test checks them bit for bit and the PSNR to 0.01 dB",
         "source_frames_sha256": frames_sha256(frames),
-        "shape": [golden.FRAMES, h, w, 3],
+        "shape": [len(frames), h, w, 3],
     }
     (GOLDEN / f"golden_video{a.suffix}.json").write_text(json.dumps(info, indent=2) + "\n")
     print(json.dumps(info, indent=2))

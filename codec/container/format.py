@@ -39,6 +39,7 @@ __all__ = [
     "NETS",
     "VIDEO_VERSION",
     "VIDEO_TZ_VERSION",
+    "VIDEO_MEMORY_VERSION",
     "KNOWN_CHUNK_TYPES",
     "Limits",
     "crc32",
@@ -54,10 +55,10 @@ __all__ = [
 SIGNATURE = b"\x89CDC\r\n\x1a\n"
 """8 bytes; like PNG's: the high bit catches 7-bit channels, CR LF catches newline conversion."""
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 """The newest container version this module reads (2: video files, docs/FORMAT.md section 14; 3: video
 frames whose side information is coded with the temporal prior, mode 2, section 14.1; 4: overfitted
-images, with a NETS chunk, section 15)."""
+images, with a NETS chunk, section 15; 5: video with a latent memory, mode 3, section 14.2)."""
 
 IMAGE_VERSION = 1
 """Images are written exactly as in version 1 (writer and minimum reader 1): every reader reads them."""
@@ -72,6 +73,10 @@ information (frames of mode 2) are written with writer and minimum reader versio
 (VIDEO_TZ_VERSION): a version-2 reader refuses them the same way."""
 
 VIDEO_TZ_VERSION = 3
+
+VIDEO_MEMORY_VERSION = 5
+"""Video files coded with a latent memory (VHDR records its size; frames of mode 3 code inter against
+a memory entry) are written with writer and minimum reader version 5."""
 
 OVERFIT_VERSION = 4
 """Overfitted images (a NETS chunk) are written with writer and minimum reader version 4."""

@@ -10,7 +10,9 @@ Layout (container format version 2 and 3; spec: docs/FORMAT.md section 14)::
     [meta chunk]          optional UTF-8 JSON
     FRAM chunk x n        one per frame, in display order (below)
     FIDX chunk            u32 frames | u32 gops | gops x (u32 first frame | u64 offset of its FRAM chunk)
-                          | u32 length of this payload (so a reader finds FIDX from the end of the file)
+                          | u32 length of this payload (so a reader finds FIDX from the end of the file);
+                          version 5: every intra frame, each entry + u8 flag (1: a GOP starts there)
+                          + u8 memory slot
     END  chunk            empty
 
     FRAM payload          u32 frame number | u8 mode (0 intra, 1 inter) | u8 n | n x u32 stream length
@@ -46,6 +48,7 @@ from .format import (
     META,
     PREAMBLE_SIZE,
     VHDR,
+    VIDEO_MEMORY_VERSION,
     VIDEO_TZ_VERSION,
     VIDEO_VERSION,
     Limits,
@@ -57,12 +60,14 @@ from .format import (
 )
 from .framing import CHUNK_OVERHEAD, Chunk, FileBytes, frame_chunk, read_chunk
 
-__all__ = ["INTRA", "INTER", "INTER_TZ", "MODE_NAMES", "FPS_TERM_LIMIT", "VideoHeader", "Frame", "FrameIndex",
+__all__ = ["INTRA", "INTER", "INTER_TZ", "INTER_MEM", "MODE_NAMES", "MAX_MEMORY", "FPS_TERM_LIMIT", "VideoHeader", "Frame", "FrameIndex",
            "VideoWriter", "VideoReader"]
 
-INTRA, INTER, INTER_TZ = 0, 1, 2
-MODE_NAMES = {INTRA: "intra", INTER: "inter", INTER_TZ: "inter-tz"}
+INTRA, INTER, INTER_TZ, INTER_MEM = 0, 1, 2, 3
+MODE_NAMES = {INTRA: "intra", INTER: "inter", INTER_TZ: "inter-tz", INTER_MEM: "inter-memory"}
 _VHDR = struct.Struct("<IIH")
+MAX_MEMORY = 255
+"""Entries of a video's latent memory at most (a u8 in VHDR, version 5)."""
 _FRAME_HEAD = struct.Struct("<IBB")
 _U32 = struct.Struct("<I")
 _GOP = struct.Struct("<IQ")
@@ -74,26 +79,31 @@ AVRational, Matroska, y4m) hold signed 32-bit terms, and a decoded video must be
 
 @dataclass(frozen=True)
 class VideoHeader:
-    """The VHDR chunk: frame rate (as a fraction) and the intra period."""
+    """The VHDR chunk: frame rate (as a fraction), the intra period, and the size of the latent
+    memory (0: none; version 5 files add it as a u8, 1..255)."""
 
     fps: Fraction
     gop: int
+    memory: int = 0
 
     def pack(self) -> bytes:
         fps = Fraction(self.fps)
         terms_fit = 0 < fps.numerator < FPS_TERM_LIMIT and fps.denominator < FPS_TERM_LIMIT
-        if not terms_fit or not 1 <= self.gop <= 0xFFFF:
-            raise ValueError(f"VHDR: fps {self.fps} or gop {self.gop} out of range")
-        return _VHDR.pack(fps.numerator, fps.denominator, self.gop)
+        if not terms_fit or not 1 <= self.gop <= 0xFFFF or not 0 <= self.memory <= MAX_MEMORY:
+            raise ValueError(f"VHDR: fps {self.fps}, gop {self.gop} or memory {self.memory} out of range")
+        return _VHDR.pack(fps.numerator, fps.denominator, self.gop) + (bytes([self.memory]) if self.memory else b"")
 
     @classmethod
     def unpack(cls, data: bytes) -> "VideoHeader":
-        if len(data) != _VHDR.size:
-            raise FormatError(f"corrupt VHDR: {len(data)} bytes, expected {_VHDR.size}")
-        num, den, gop = _VHDR.unpack(data)
+        if len(data) not in (_VHDR.size, _VHDR.size + 1):
+            raise FormatError(f"corrupt VHDR: {len(data)} bytes, expected {_VHDR.size} or {_VHDR.size + 1}")
+        num, den, gop = _VHDR.unpack_from(data)
         if not (0 < num < FPS_TERM_LIMIT and 0 < den < FPS_TERM_LIMIT) or gop == 0:
             raise FormatError(f"corrupt VHDR: fps {num}/{den}, gop {gop} (fps terms must be 1..2^31-1)")
-        return cls(Fraction(num, den), gop)
+        memory = data[_VHDR.size] if len(data) > _VHDR.size else 0
+        if len(data) > _VHDR.size and memory == 0:
+            raise FormatError("corrupt VHDR: a memory of 0 entries written out")
+        return cls(Fraction(num, den), gop, memory)
 
 
 @dataclass(frozen=True)
@@ -178,32 +188,52 @@ def _read_uvarint(data: bytes, pos: int, what: str) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class FrameIndex:
-    """The FIDX chunk: the frame count and (first frame, chunk offset) of every GOP."""
+    """The FIDX chunk: the frame count and (first frame, chunk offset) of every GOP; in version 5
+    (a latent memory) every intra frame is listed, each with a flag saying whether a GOP starts there
+    and the memory slot it was stored in (`gops`: the GOP starts; `intra`: (frame, offset, slot) of
+    every intra frame, what a seeking decoder rebuilds the memory from)."""
 
     frames: int
     gops: tuple[tuple[int, int], ...]
+    intra: tuple[tuple[int, int, int], ...] = ()
 
-    def pack(self) -> bytes:
-        body = _U32.pack(self.frames) + _U32.pack(len(self.gops)) + b"".join(_GOP.pack(f, o) for f, o in self.gops)
+    def pack(self, version: int = VIDEO_VERSION) -> bytes:
+        if version >= VIDEO_MEMORY_VERSION:
+            starts = set(self.gops)
+            entries = b"".join(_GOP.pack(f, o) + bytes([(f, o) in starts, slot]) for f, o, slot in self.intra)
+            body = _U32.pack(self.frames) + _U32.pack(len(self.intra)) + entries
+        else:
+            body = _U32.pack(self.frames) + _U32.pack(len(self.gops)) + b"".join(_GOP.pack(f, o) for f, o in self.gops)
         return body + _U32.pack(len(body) + 4)
 
     @classmethod
-    def unpack(cls, data: bytes, limits: Limits) -> "FrameIndex":
+    def unpack(cls, data: bytes, limits: Limits, version: int = VIDEO_VERSION) -> "FrameIndex":
         if len(data) < 12 or _U32.unpack_from(data, len(data) - 4)[0] != len(data):
             raise FormatError("corrupt frame index (FIDX): bad length")
         frames, n = _U32.unpack_from(data, 0)[0], _U32.unpack_from(data, 4)[0]
         if frames > limits.max_frames:
             raise limit_error("the frame count", frames, limits.max_frames, "max_frames", MAX_FRAMES_FLAG)
-        if len(data) != 12 + n * _GOP.size or n > frames:
-            raise FormatError(f"corrupt frame index (FIDX): {n} GOPs in {len(data)} bytes for {frames} frames")
-        gops = tuple(_GOP.unpack_from(data, 8 + i * _GOP.size) for i in range(n))
+        memory = version >= VIDEO_MEMORY_VERSION
+        size = _GOP.size + 2 * memory
+        if len(data) != 12 + n * size or n > frames:
+            raise FormatError(f"corrupt frame index (FIDX): {n} entries in {len(data)} bytes for {frames} frames")
+        entries = []
+        for i in range(n):
+            at = 8 + i * size
+            f, o = _GOP.unpack_from(data, at)
+            flag, slot = (data[at + _GOP.size], data[at + _GOP.size + 1]) if memory else (1, 0)
+            entries.append((f, o, flag, slot))
+        if any(flag > 1 for _, _, flag, _ in entries):
+            raise FormatError("corrupt frame index (FIDX): a flag byte other than 0 or 1")
+        gops = tuple((f, o) for f, o, flag, _ in entries if flag)
         if frames and not gops:  # frame 0 is always a keyframe
             raise FormatError(f"corrupt frame index (FIDX): no GOP for {frames} frames")
-        if any(b[0] <= a[0] or b[1] <= a[1] for a, b in zip(gops, gops[1:])) or (gops and gops[0][0] != 0):
+        in_order = all(b[0] > a[0] and b[1] > a[1] for a, b in zip(entries, entries[1:]))
+        if entries and (not in_order or entries[0][0] != 0 or gops[0][0] != 0):
             raise FormatError("corrupt frame index (FIDX): GOPs out of order")
-        if gops and gops[-1][0] >= frames:
+        if entries and entries[-1][0] >= frames:
             raise FormatError("corrupt frame index (FIDX): a GOP starts after the last frame")
-        return cls(frames, gops)
+        return cls(frames, gops, tuple((f, o, slot) for f, o, _, slot in entries) if memory else ())
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -216,8 +246,9 @@ class VideoWriter:
                  temporal_side: bool = False):
         if header.kind != KIND_VIDEO:
             raise ValueError("a video container needs a HEAD of kind 1")
-        self.fp, self.pos, self.frames, self.gops = fp, 0, 0, []
-        self.version = VIDEO_TZ_VERSION if temporal_side else VIDEO_VERSION  # mode 2 frames need version 3
+        self.fp, self.pos, self.frames, self.gops, self.intra = fp, 0, 0, [], []
+        # mode 2 frames need version 3, a memory (mode 3 frames) version 5
+        self.version = VIDEO_MEMORY_VERSION if video.memory else VIDEO_TZ_VERSION if temporal_side else VIDEO_VERSION
         self._write(pack_preamble(self.version, self.version))
         self._write(frame_chunk(HEAD, pack_header(header)))
         self._write(frame_chunk(VHDR, video.pack()))
@@ -236,17 +267,23 @@ class VideoWriter:
             if mode != INTRA:
                 raise ValueError("a keyframe must be intra")
             self.gops.append((self.frames, self.pos))
+        if mode == INTRA and self.version >= VIDEO_MEMORY_VERSION:  # the memory's entries, for seeking
+            if len(streams) != 3 or len(streams[2]) != 1:
+                raise ValueError("an intra frame of a video with a memory carries its slot as a third stream")
+            self.intra.append((self.frames, self.pos, streams[2][0]))
         elif not self.gops:
             raise ValueError("the first frame must be a keyframe")
         if mode == INTER_TZ and self.version < VIDEO_TZ_VERSION:
             raise ValueError("mode 2 frames need a writer opened with temporal_side=True (version 3)")
+        if mode == INTER_MEM and self.version < VIDEO_MEMORY_VERSION:
+            raise ValueError("mode 3 frames need a video header with a memory (version 5)")
         payload = Frame(self.frames, mode, tuple(streams), self.pos, 0).pack(self.version)
         self.frames += 1
         return self._write(frame_chunk(FRAM, payload))
 
     def finish(self) -> int:
         """Writes the index and END; returns the size of the file."""
-        self._write(frame_chunk(FIDX, FrameIndex(self.frames, tuple(self.gops)).pack()))
+        self._write(frame_chunk(FIDX, FrameIndex(self.frames, tuple(self.gops), tuple(self.intra)).pack(self.version)))
         self._write(frame_chunk(END, b""))
         return self.pos
 
@@ -301,6 +338,8 @@ class VideoReader:
             pos = chunk.end
         if self.video is None:
             raise FormatError("corrupt bitstream: the video header (VHDR) is missing")
+        if self.video.memory and self.min_reader_version < VIDEO_MEMORY_VERSION:
+            raise FormatError(f"corrupt bitstream: a latent memory in a version {self.min_reader_version} file")
         self.first_frame_offset = pos
 
     def _chunk(self, offset: int, what: str) -> Chunk:
@@ -325,6 +364,9 @@ class VideoReader:
                 if frame.mode == INTER_TZ and self.min_reader_version < VIDEO_TZ_VERSION:
                     raise FormatError(f"corrupt bitstream: frame {expected} has mode 2, which version "
                                       f"{self.min_reader_version} files cannot hold")
+                if frame.mode == INTER_MEM and not self.video.memory:
+                    raise FormatError(f"corrupt bitstream: frame {expected} has mode 3 (inter against the "
+                                      f"memory) in a video without a memory")
                 yield frame
                 expected += 1
             elif ctype in (FIDX, END):
@@ -350,4 +392,4 @@ class VideoReader:
         chunk = self._chunk(start, "the frame index")
         if chunk.type != FIDX or chunk.end != self.size - tail:
             raise FormatError("corrupt bitstream: the frame index (FIDX) is missing or misplaced")
-        return FrameIndex.unpack(chunk.data, self.limits)
+        return FrameIndex.unpack(chunk.data, self.limits, self.min_reader_version)

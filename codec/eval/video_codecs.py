@@ -332,6 +332,13 @@ def ours(spec: str) -> VideoCodec:
     from codec.pipeline.vct import RDO_LAMBDA
     from codec.pipeline.video import VideoDecoder, compress_video, load_video_model
 
+    spec, _, options = spec.partition(";")
+    memory = 0
+    if options:  # ours...;memory=N: the latent memory of N intra frames
+        key, _, value = options.partition("=")
+        if key != "memory" or not value.isdigit() or not 1 <= int(value) <= 255 or spec.startswith("ours-intra"):
+            raise UsageError(f"{spec};{options}: the one option is memory=N (1..255), for ours")
+        memory = int(value)
     head, _, points = spec.partition("@")
     name, _, model_id = head.partition(":")
     if name not in ("ours", "ours-intra"):
@@ -348,7 +355,7 @@ def ours(spec: str) -> VideoCodec:
         buf = io.BytesIO()
         t0 = time.perf_counter()
         compress_video(model, frames, buf, width=w, height=h, fps=Fraction(FPS), quality=float(quality),
-                       gop=1 if intra else gop)
+                       gop=1 if intra else gop, memory=memory)
         t1 = time.perf_counter()
         buf.seek(0)
         decoded = [p for _, p in VideoDecoder(buf, model).frames()]
@@ -357,13 +364,15 @@ def ours(spec: str) -> VideoCodec:
 
     facts = _model_facts(model)
     label = f"ours, {facts['model_id']}" + (" all-intra (its image model on every frame)" if intra else " (VCT)")
+    label += f" with a memory of {memory} slots" if memory else ""
     # all-intra bytes and pixels depend on the image model only (and on the id written in the header)
     identity = {"name": name, "model": facts["model_id"], "image_model": facts["image_sha256"],
-                **({} if intra else {"vct": facts["sha256"], "rdo": RDO_LAMBDA})}
+                **({} if intra else {"vct": facts["sha256"], "rdo": RDO_LAMBDA}), **({"memory": memory} if memory else {})}
     settings = {"model": facts["model_id"], "image_model": facts["image_model_id"], "gop": 1 if intra else "as run",
-                **({} if intra else {"rdo": RDO_LAMBDA}),
+                **({} if intra else {"rdo": RDO_LAMBDA}), **({"memory": memory} if memory else {}),
                 "bytes": "whole file", "threads": torch_threads()}
-    return VideoCodec(name if not model_id else f"{name}:{model_id}", label, f"codec {codec_version()}", settings,
+    key = (name if not model_id else f"{name}:{model_id}") + (f";memory={memory}" if memory else "")
+    return VideoCodec(key, label, f"codec {codec_version()}", settings,
                       qualities, run, classical=False, cache_identity=identity)
 
 

@@ -11,6 +11,9 @@ directions; the streaming loops, the container and seeking are `codec.pipeline.v
                        mean, scale (float64) -snap-> y_sym = rd_round((y - mean_q) / enc_step) -> stream
                        y_hat = y_sym * dec_mult + mean_q -> pushed into the decoder's cache
                    and intra instead when that costs less (bits + squared latent error / rdo)
+                   with a latent memory (codec.pipeline.vct_memory): also mode 3, the same token
+                   loop with the stored intra frame nearest in z as both previous frames (z coded
+                   on its own, the entry's rank in one byte); intra frames name their memory slot
         -> (mode, streams); y_hat_t kept as the next frames' context
     decode, frame t:  (mode, streams) -> (same parameter path) -> y_hat_t -g_s-> pixels
 
@@ -32,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from codec.container.video import INTER, INTER_TZ, INTRA, Frame
+from codec.container.video import INTER, INTER_MEM, INTER_TZ, INTRA, MAX_MEMORY, Frame
 from codec.entropy.gaussian import rd_round, snap_means
 from codec.errors import FormatError, WeightsError
 from codec.family import Family, safetensors_bytes
@@ -40,6 +43,7 @@ from codec.models.vct import VCT, VCTConfig, StepDecoder, blocks_of, unblock, wi
 from codec.pipeline import hyperprior
 from codec.pipeline.rate import Rate
 from codec.pipeline.tiles import synthesize
+from codec.pipeline.vct_memory import NOT_STORED, Entry, LatentMemory, distance
 
 RDO_LAMBDA = 0.05  # the encoder's rate-distortion trade-off: inter rounding, mode decision (results/ablate)
 TF_PREFIX = "tf."
@@ -79,14 +83,22 @@ class _Context:
     latents: list = field(default_factory=list)  # [(y_hat (C, h, w) float64, windows, encoding)]
     zs: list = field(default_factory=list)  # [z symbols (N, h/4, w/4) int32]
 
-    def push(self, y_hat: torch.Tensor, z_sym: np.ndarray) -> None:
+    def latent(self, y_hat: torch.Tensor) -> tuple:
+        """(y_hat, its 8x8 windows, their E_sep encoding): what an inter frame's context needs of a frame."""
         tf, cfg = self.model.tf64, self.model.tf64.config
         windows = windows_of(y_hat[None], cfg)
         ls = torch.full((windows.shape[0],), self.log_step, dtype=torch.float64)
         with torch.no_grad():
             enc = tf.encode_previous(windows, ls)
-        self.latents = (self.latents + [(y_hat, windows, enc)])[-2:]
+        return y_hat, windows, enc
+
+    def push(self, y_hat: torch.Tensor, z_sym: np.ndarray) -> None:
+        self.latents = (self.latents + [self.latent(y_hat)])[-2:]
         self.zs = (self.zs + [z_sym])[-2:]
+
+    def start_from(self, entry: Entry) -> None:
+        """The context of an inter frame coded against a memory entry: that entry as t-1 and t-2."""
+        self.latents, self.zs = [entry.latent], [entry.z]
 
     def clear(self) -> None:
         self.latents, self.zs = [], []
@@ -238,14 +250,26 @@ class FrameCoder:
     frame intra when that costs less; `rdo` is the lambda of the rate-distortion choices (inter
     rounding and the mode decision: bits + squared latent error in steps / rdo; 0 = plain rounding
     and the fewer bytes); `z_deadzone` keeps z_{t-1} where z moved by at most this much (models
-    with a temporal prior)."""
+    with a temporal prior).
 
-    def __init__(self, model: VCTModel, rate: Rate, gop: int, *, mode_decision: bool = True,
+    `memory` (recorded in the file, both sides): the slots of a latent memory
+    (codec.pipeline.vct_memory; 0 = none). With one, every intra frame names the slot it is stored
+    in (a third stream; the index lists them, for a seeking decoder), and the encoder's mode decision
+    gains mode 3: inter against the memory entry whose z is nearest the frame's, tried when that
+    entry is nearer than the previous frame (a scene that returns). An intra frame off the GOP schedule keeps the context
+    as without a memory (clearing it made a drifting still clip all-intra: inter right after an intra
+    frame, seen as both previous frames, lost to intra again and again)."""
+
+    def __init__(self, model: VCTModel, rate: Rate, gop: int, *, memory: int = 0, mode_decision: bool = True,
                  z_deadzone: int = 1, rdo: float = RDO_LAMBDA):
+        if not 0 <= memory <= MAX_MEMORY:
+            raise ValueError(f"memory must be within 0..{MAX_MEMORY} entries, got {memory}")
         self.model, self.rate, self.gop = model, rate, gop
         self.mode_decision, self.z_deadzone, self.rdo = mode_decision, z_deadzone, rdo
         self.ctx = _Context(model, rate, _log_step(rate))
         self.cfg = model.tf64.config
+        self.memory = LatentMemory(memory) if memory else None
+        self.number = 0  # the encoder's next frame number
 
     @property
     def temporal_side(self) -> bool:
@@ -264,18 +288,74 @@ class FrameCoder:
         intra = None
         if key or self.mode_decision:
             y_stream, intra_hat = _intra(model, rate, y, side)
-            intra = (INTRA, [side[0], y_stream], intra_hat, z_sym)
-        best = intra
+            streams = [side[0], y_stream] + ([bytes([self.memory.choose_slot(z_sym)])] if self.memory is not None else [])
+            intra = (INTRA, streams, intra_hat, z_sym)
+        candidates = [intra] if intra is not None else []
         if not key:
-            inter = self._encode_inter(y, z_sym, side, shape)
-            if intra is None or (_rd_cost(y, inter[2], inter[1], rate, self.rdo)
-                                 < _rd_cost(y, intra[2], intra[1], rate, self.rdo)):
-                best = inter
-        mode, streams, y_hat, z_kept = best
-        if key:
-            self.ctx.clear()
-        self._keep(y_hat, z_kept)
+            candidates.append(self._encode_inter(y, z_sym, side, shape))
+            if self.memory:  # (not empty)
+                candidates += self._encode_from_memory(y, z_sym, side, shape)
+        # the first candidate of least cost: intra, inter, inter against the memory
+        mode, streams, y_hat, z_kept = min(candidates, key=lambda c: _rd_cost(y, c[2], c[1], rate, self.rdo))
+        self._after(mode, key, y_hat, z_kept, self.number, streams)
+        self.number += 1
         return mode, streams, y_hat
+
+    def _encode_from_memory(self, y, z_sym, side, shape) -> list:
+        """Mode 3 against the nearest entry, when it is nearer than the previous frame: streams
+        [rank (u8), z on its own, y]."""
+        if z_sym is None or not self.ctx.zs:
+            return []
+        (d, entry), = self.memory.ranked(z_sym)[:1]
+        if d >= distance(z_sym, self.ctx.zs[-1]):
+            return []
+        ctx = _Context(self.model, self.rate, self.ctx.log_step)
+        ctx.start_from(entry)
+        stream, hat = _inter(ctx, y[0], None, shape, side, self.rdo)
+        return [(INTER_MEM, [bytes([0]), side[0], stream], hat, z_sym)]
+
+    def _after(self, mode: int, key: bool, y_hat, z_sym, number: int, streams) -> None:
+        """Both sides, once a frame is coded: the context (and the memory) as the next frame sees it."""
+        if mode == INTER_MEM:
+            entry = self._memory_entry(streams[0][0], z_sym)
+            self.memory.touch(entry.slot, number)
+            self.ctx.start_from(entry)
+        elif mode == INTRA and key:
+            self.ctx.clear()
+        self._keep(y_hat, z_sym)
+        if self.memory is not None and mode == INTRA and streams[2][0] != NOT_STORED:
+            latent = self.ctx.latents[-1] if self.ctx.latents else self.ctx.latent(y_hat)
+            self.memory.store(Entry(number, streams[2][0], latent, z_sym))
+
+    def _memory_entry(self, rank: int, z_sym: np.ndarray) -> Entry:
+        ranked = self.memory.ranked(z_sym) if self.memory else []
+        if rank >= len(ranked):
+            raise FormatError(f"inter against memory entry {rank} of {len(ranked)}")
+        return ranked[rank][1]
+
+    def remember(self, frame: Frame, shape: tuple[int, int]) -> None:
+        """A seeking decoder: add the intra frame `frame` to the memory without decoding its pixels
+        or touching the context (codec.pipeline.video rebuilds the memory from the index)."""
+        if frame.mode != INTRA:
+            raise FormatError(f"frame {frame.number} is listed as intra but is not intra-coded")
+        self._check_streams(frame)
+        z_sym = _z_decode(self.model, frame.streams[0], shape)
+        _, y_hat = _intra(self.model, self.rate, frame.streams[1], _side(self.model, z_sym))
+        self.memory.store(Entry(frame.number, frame.streams[2][0], self.ctx.latent(y_hat), z_sym))
+
+    def _check_streams(self, frame: Frame) -> None:
+        cfg, memory = self.cfg, self.memory is not None
+        if frame.mode == INTER_MEM and not memory:
+            raise FormatError("inter against the memory in a video without one")
+        want = {INTRA: 2 + memory, INTER: 1 + bool(cfg.side), INTER_TZ: 2, INTER_MEM: 3}[frame.mode]
+        if len(frame.streams) != want:
+            raise FormatError(f"{len(frame.streams)} streams in a frame of mode {frame.mode}, expected {want}")
+        if memory and frame.mode == INTRA:
+            slot = frame.streams[2]
+            if len(slot) != 1 or (slot[0] >= self.memory.size and slot[0] != NOT_STORED):
+                raise FormatError(f"corrupt memory slot of an intra frame (a memory of {self.memory.size})")
+        if frame.mode == INTER_MEM and len(frame.streams[0]) != 1:
+            raise FormatError("corrupt reference to the memory")
 
     def _encode_inter(self, y, z_sym, side, shape) -> tuple[int, list[bytes], torch.Tensor, np.ndarray]:
         ctx, model = self.ctx, self.model
@@ -297,9 +377,7 @@ class FrameCoder:
     def decode(self, frame: Frame, shape: tuple[int, int]) -> torch.Tensor:
         """y_hat (C, h, w) float64 of a frame; FormatError when it is damaged."""
         cfg, ctx = self.cfg, self.ctx
-        want = 2 if frame.mode != INTER or cfg.side else 1
-        if len(frame.streams) != want:
-            raise FormatError(f"{len(frame.streams)} streams in a frame of mode {frame.mode}, expected {want}")
+        self._check_streams(frame)
         if frame.mode != INTRA and not ctx.latents:
             raise FormatError("inter-coded with no frame before it")
         z_sym, side = None, None
@@ -308,17 +386,20 @@ class FrameCoder:
                 raise FormatError(f"mode 2 (temporal side information) but model {self.model.model_id!r} "
                                   "has no temporal prior")
             z_sym = _z_decode_temporal(ctx, frame.streams[0])
-        elif want == 2:
-            z_sym = _z_decode(self.model, frame.streams[0], shape)
-        if z_sym is not None:
+        elif frame.mode != INTER or cfg.side:  # intra, inter with side information, against the memory
+            z_at = 1 if frame.mode == INTER_MEM else 0
+            z_sym = _z_decode(self.model, frame.streams[z_at], shape)
+            side = _side(self.model, z_sym, frame.streams[z_at])
+        if z_sym is not None and side is None:
             side = _side(self.model, z_sym, frame.streams[0])
         if frame.mode == INTRA:
             _, y_hat = _intra(self.model, self.rate, frame.streams[1], side)
-            if frame.number % self.gop == 0:
-                ctx.clear()
         else:
+            if frame.mode == INTER_MEM:
+                ctx = _Context(self.model, self.rate, ctx.log_step)
+                ctx.start_from(self._memory_entry(frame.streams[0][0], z_sym))
             _, y_hat = _inter(ctx, None, frame.streams[-1], shape, side)
-        self._keep(y_hat, z_sym)
+        self._after(frame.mode, frame.number % self.gop == 0, y_hat, z_sym, frame.number, frame.streams)
         return y_hat
 
     def _keep(self, y_hat: torch.Tensor, z_sym) -> None:
@@ -348,8 +429,8 @@ class VCTFamily(Family):
     def config(self, model: VCTModel) -> dict:
         return {"ae": model.hp.model_id, "ae_sha256": model.hp.sha256, "tf": model.tf.config.to_dict()}
 
-    def frame_coder(self, model: VCTModel, rate: Rate, gop: int, **settings) -> FrameCoder:
-        return FrameCoder(model, rate, gop, **settings)
+    def frame_coder(self, model: VCTModel, rate: Rate, gop: int, memory: int = 0, **settings) -> FrameCoder:
+        return FrameCoder(model, rate, gop, memory=memory, **settings)
 
 
 FAMILY = VCTFamily()

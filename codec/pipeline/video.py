@@ -92,10 +92,11 @@ def video_header(model: Loaded, rate, width: int, height: int) -> Header:
 def compress_video(model: Loaded, frames: Iterable[np.ndarray], fp: BinaryIO, *, width: int, height: int,
                    fps: Fraction, quality: float | None = None, step: float = 1.0, gop: int = DEFAULT_GOP,
                    meta: dict | None = None, on_frame: Callable[[int, int, int], None] | None = None,
-                   keep_latents: bool = False, **settings) -> VideoStats:
+                   keep_latents: bool = False, memory: int = 0, **settings) -> VideoStats:
     """Codes `frames` ((H, W, 3) uint8 each, all width x height) into `fp` as they come.
 
-    gop: a keyframe (intra) every `gop` frames (1 = all-intra). `settings`: the family's encoder
+    gop: a keyframe (intra) every `gop` frames (1 = all-intra). memory: entries of the latent memory
+    (0: none; recorded in the file; codec.pipeline.vct_memory). `settings`: the family's encoder
     settings (VCT: mode_decision, rdo, z_deadzone; see codec.pipeline.vct.FrameCoder), which never
     change the format. on_frame(number, mode, bytes) after each frame. Returns the stats; the
     caller makes the write atomic. A frame size or count that the default decoder refuses (`Limits`)
@@ -105,8 +106,8 @@ def compress_video(model: Loaded, frames: Iterable[np.ndarray], fp: BinaryIO, *,
     model = load_video_model(model)
     check_encodable(width, height)
     rate = rate_for(model, quality=quality, step=step)
-    frame_coder = family_of(model).frame_coder(model, rate, gop, **settings)
-    writer = VideoWriter(fp, video_header(model, rate, width, height), VideoHeader(Fraction(fps), gop), meta,
+    frame_coder = family_of(model).frame_coder(model, rate, gop, memory=memory, **settings)
+    writer = VideoWriter(fp, video_header(model, rate, width, height), VideoHeader(Fraction(fps), gop, memory), meta,
                          temporal_side=frame_coder.temporal_side)
     stats = VideoStats()
     t0 = time.perf_counter()
@@ -158,13 +159,25 @@ class VideoDecoder:
     def frames(self, start: int = 0, stop: int | None = None, salvage: bool = False) -> Iterator[tuple[int, np.ndarray]]:
         h = self.header
         shape = (h.padded_height // 16, h.padded_width // 16)
-        offset, first = None, 0
+        offset, first, before = None, 0, []
         if start > 0:
             index = self.reader.index()
             if start >= index.frames:
                 raise UnsupportedError(f"the video has {index.frames} frames; --frames starts at {start}")
             first, offset = max((g for g in index.gops if g[0] <= start), key=lambda g: g[0])
-        frame_coder = family_of(self.model).frame_coder(self.model, self.rate, self.video.gop)
+            if self.video.memory:  # the memory at that keyframe: in each slot, the last intra frame stored there
+                last = {slot: (f, o) for f, o, slot in index.intra if f < first and slot < self.video.memory}
+                before = sorted(last.values())
+        frame_coder = family_of(self.model).frame_coder(self.model, self.rate, self.video.gop,
+                                                        memory=self.video.memory)
+        for number, at in before:
+            try:
+                frame = next(self.reader.frames(at, number), None)
+                if frame is None:
+                    raise FormatError(f"intra frame {number} listed in the index is missing")
+                frame_coder.remember(frame, shape)
+            except FormatError as exc:  # the window cannot be decoded without its memory
+                raise FormatError(f"frame {number} (offset {at}), in the memory of frame {first}: {exc}") from None
         count, exhausted, yielded = 0, False, 0
         frames = self.reader.frames(offset, first)
         while stop is None or first + count < stop:
