@@ -71,10 +71,10 @@ def report(rows: list[dict], clips: dict, default: int) -> str:
            f"{time.strftime('%Y-%m-%d')}.", ""]
     out += ["## The frames right after a cut back", "",
             "Bytes of each frame that follows a cut back to a scene seen before (clips.json: a cut whose "
-            "frame is in `returns`), without a memory and with " + f"{default} entries, against the mean "
-            "intra frame of the same run without a memory (mode in brackets: 0 intra, 2 inter, 3 against "
-            "the memory).", "",
-            "| clip | q | intra frame (mean, no memory) | cut backs, no memory | cut backs, memory | memory / intra |",
+            "frame is in `returns`), without a memory and with " + f"{default} slots (mode in brackets: 0 "
+            "intra, 2 inter, 3 against the memory); the last column: their bytes with the memory over the "
+            "same frames' without (where those were intra: the rate against an intra frame's).", "",
+            "| clip | q | intra frames (mean, no memory) | cut backs, no memory | cut backs, memory | memory / none |",
             "|---|---:|---:|---|---|---:|"]
     for name in names:
         meta = clips[name]
@@ -87,8 +87,9 @@ def report(rows: list[dict], clips: dict, default: int) -> str:
             mean_intra = sum(intra) / len(intra)
             with_mem = [mem["frame_bytes"][f] for f in backs]
             cell = lambda r: ", ".join(f"{r['frame_bytes'][f]} ({r['modes'][f]})" for f in backs)  # noqa: E731
+            without = [base["frame_bytes"][f] for f in backs]
             out.append(f"| {name} | {q:g} | {mean_intra:.0f} | {cell(base)} | {cell(mem)} | "
-                       f"{sum(with_mem) / len(with_mem) / mean_intra:.2f} |")
+                       f"{sum(with_mem) / sum(without):.2f} |")
     out += ["", "## Whole clips by memory size", "", "Bytes of the whole file (the change against no memory).", "",
             "| clip | q | " + " | ".join(f"memory {s}" for s in sizes) + " |",
             "|---|---:|" + "---:|" * len(sizes)]
@@ -124,21 +125,26 @@ def main() -> None:
     ap.add_argument("--default", type=int, default=8, help="the memory size whose speed and cut backs are reported")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("-o", "--out", default=str(REPO / "results" / "video-memory" / "frames.md"))
+    ap.add_argument("--report", action="store_true", help="rewrite the report from the rows of an earlier run (-o's .json)")
     a = ap.parse_args()
     folder = Path(a.clips)
     meta = json.loads((folder / "clips.json").read_text())
     clips = {c["name"]: c for c in (meta["clips"] if isinstance(meta, dict) and "clips" in meta else meta)}
     jobs = [(folder / clips[name]["file"], float(q), int(s)) for name in sorted(clips)
             for q in a.qualities.split(",") for s in a.sizes.split(",")]
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(a.jobs) as pool:
-        rows = list(pool.map(lambda j: run(*j), jobs))
     out = Path(a.out)
+    t0 = time.perf_counter()
+    if a.report:
+        rows = json.loads(out.with_suffix(".json").read_text())
+    else:
+        with ThreadPoolExecutor(a.jobs) as pool:
+            rows = list(pool.map(lambda j: run(*j), jobs))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
     text = report(rows, clips, a.default)
+    took = "" if a.report else f" ({time.perf_counter() - t0:.0f} s)"
     out.write_text(f"# VCT's latent memory, frame by frame (issue 18)\n\n`python scripts/video_memory_frames.py "
-                   f"--qualities {a.qualities} --sizes {a.sizes}` ({time.perf_counter() - t0:.0f} s)\n\n" + text)
+                   f"--qualities {a.qualities} --sizes {a.sizes}`{took}\n\n" + text)
     print(text)
 
 
