@@ -204,3 +204,23 @@ def test_the_version_5_index_lists_every_intra_frame_with_its_gop_flag_and_slot(
     no_start[8 + 12] = 0  # frame 0 no longer starts a GOP
     with pytest.raises(FormatError):
         FrameIndex.unpack(bytes(no_start), Limits(), 5)
+
+
+def test_seeking_with_an_index_whose_slot_disagrees_with_the_frame_is_a_format_error(shipped):
+    from codec.container.format import FIDX
+    from codec.container.framing import frame_chunk
+    from codec.container.video import FrameIndex, VideoReader
+    from codec.pipeline.video import VideoDecoder
+
+    frames = _returning() + [_returning()[0]]
+    data, _ = _encode(shipped, frames, gop=8, quality=40, memory=2)
+    index = VideoReader(io.BytesIO(data)).index()
+    assert [s for _, _, s in index.intra] == [0, 1, 0]
+    (f0, f3, f8) = index.intra
+    wrong = FrameIndex(index.frames, index.gops, (f0, (3, f3[1], 0), f8))  # frame 3 listed in slot 0
+    old = frame_chunk(FIDX, index.pack(5))
+    assert data.count(old) == 1
+    forged = data.replace(old, frame_chunk(FIDX, wrong.pack(5)))
+    assert len(forged) == len(data)
+    with pytest.raises(FormatError, match="slot 1, the index says 0"):
+        list(VideoDecoder(io.BytesIO(forged), shipped).frames(9))

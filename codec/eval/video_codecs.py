@@ -334,7 +334,7 @@ def ours(spec: str) -> VideoCodec:
 
     spec, _, options = spec.partition(";")
     memory = 0
-    if options:  # ours...;memory=N: the latent memory of N intra frames
+    if options:  # ours...;memory=N: a latent memory of N slots
         key, _, value = options.partition("=")
         if key != "memory" or not value.isdigit() or not 1 <= int(value) <= 255 or spec.startswith("ours-intra"):
             raise UsageError(f"{spec};{options}: the one option is memory=N (1..255), for ours")

@@ -333,12 +333,15 @@ class FrameCoder:
             raise FormatError(f"inter against memory entry {rank} of {len(ranked)}")
         return ranked[rank][1]
 
-    def remember(self, frame: Frame, shape: tuple[int, int]) -> None:
-        """A seeking decoder: add the intra frame `frame` to the memory without decoding its pixels
-        or touching the context (codec.pipeline.video rebuilds the memory from the index)."""
+    def remember(self, frame: Frame, shape: tuple[int, int], slot: int) -> None:
+        """A seeking decoder: add the intra frame `frame`, which the index lists in `slot`, to the memory
+        without decoding its pixels or touching the context (codec.pipeline.video rebuilds the memory
+        from the index; an index that disagrees with the frame is corrupt)."""
         if frame.mode != INTRA:
             raise FormatError(f"frame {frame.number} is listed as intra but is not intra-coded")
         self._check_streams(frame)
+        if frame.streams[2][0] != slot:
+            raise FormatError(f"frame {frame.number} is stored in slot {frame.streams[2][0]}, the index says {slot}")
         z_sym = _z_decode(self.model, frame.streams[0], shape)
         _, y_hat = _intra(self.model, self.rate, frame.streams[1], _side(self.model, z_sym))
         self.memory.store(Entry(frame.number, frame.streams[2][0], self.ctx.latent(y_hat), z_sym))

@@ -166,16 +166,16 @@ class VideoDecoder:
                 raise UnsupportedError(f"the video has {index.frames} frames; --frames starts at {start}")
             first, offset = max((g for g in index.gops if g[0] <= start), key=lambda g: g[0])
             if self.video.memory:  # the memory at that keyframe: in each slot, the last intra frame stored there
-                last = {slot: (f, o) for f, o, slot in index.intra if f < first and slot < self.video.memory}
+                last = {slot: (f, o, slot) for f, o, slot in index.intra if f < first and slot < self.video.memory}
                 before = sorted(last.values())
         frame_coder = family_of(self.model).frame_coder(self.model, self.rate, self.video.gop,
                                                         memory=self.video.memory)
-        for number, at in before:
+        for number, at, slot in before:
             try:
                 frame = next(self.reader.frames(at, number), None)
                 if frame is None:
                     raise FormatError(f"intra frame {number} listed in the index is missing")
-                frame_coder.remember(frame, shape)
+                frame_coder.remember(frame, shape, slot)
             except FormatError as exc:  # the window cannot be decoded without its memory
                 raise FormatError(f"frame {number} (offset {at}), in the memory of frame {first}: {exc}") from None
         count, exhausted, yielded = 0, False, 0
