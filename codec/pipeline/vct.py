@@ -289,15 +289,15 @@ class FrameCoder:
         if key or self.mode_decision:
             y_stream, intra_hat = _intra(model, rate, y, side)
             streams = [side[0], y_stream] + ([bytes([self.memory.choose_slot(z_sym)])] if self.memory is not None else [])
-            intra = (INTRA, streams, intra_hat, z_sym)
+            intra = (INTRA, streams, intra_hat, z_sym, None)
         candidates = [intra] if intra is not None else []
         if not key:
             candidates.append(self._encode_inter(y, z_sym, side, shape))
             if self.memory:  # (not empty)
                 candidates += self._encode_from_memory(y, z_sym, side, shape)
         # the first candidate of least cost: intra, inter, inter against the memory
-        mode, streams, y_hat, z_kept = min(candidates, key=lambda c: _rd_cost(y, c[2], c[1], rate, self.rdo))
-        self._after(mode, key, y_hat, z_kept, self.number, streams)
+        mode, streams, y_hat, z_kept, entry = min(candidates, key=lambda c: _rd_cost(y, c[2], c[1], rate, self.rdo))
+        self._after(mode, key, y_hat, z_kept, self.number, streams, entry)
         self.number += 1
         return mode, streams, y_hat
 
@@ -312,12 +312,12 @@ class FrameCoder:
         ctx = _Context(self.model, self.rate, self.ctx.log_step)
         ctx.start_from(entry)
         stream, hat = _inter(ctx, y[0], None, shape, side, self.rdo)
-        return [(INTER_MEM, [bytes([0]), side[0], stream], hat, z_sym)]
+        return [(INTER_MEM, [bytes([0]), side[0], stream], hat, z_sym, entry)]
 
-    def _after(self, mode: int, key: bool, y_hat, z_sym, number: int, streams) -> None:
-        """Both sides, once a frame is coded: the context (and the memory) as the next frame sees it."""
+    def _after(self, mode: int, key: bool, y_hat, z_sym, number: int, streams, entry: Entry | None) -> None:
+        """Both sides, once a frame is coded: the context (and the memory) as the next frame sees it
+        (`entry`: the memory entry a mode-3 frame was coded against)."""
         if mode == INTER_MEM:
-            entry = self._memory_entry(streams[0][0], z_sym)
             self.memory.touch(entry.slot, number)
             self.ctx.start_from(entry)
         elif mode == INTRA and key:
@@ -360,7 +360,7 @@ class FrameCoder:
         if frame.mode == INTER_MEM and len(frame.streams[0]) != 1:
             raise FormatError("corrupt reference to the memory")
 
-    def _encode_inter(self, y, z_sym, side, shape) -> tuple[int, list[bytes], torch.Tensor, np.ndarray]:
+    def _encode_inter(self, y, z_sym, side, shape) -> tuple[int, list[bytes], torch.Tensor, np.ndarray, None]:
         ctx, model = self.ctx, self.model
         inter_z, inter_side = z_sym, side
         if self.cfg.zprior and self.z_deadzone > 0:  # keep z_{t-1} where z barely moved (lossy side information)
@@ -375,7 +375,7 @@ class FrameCoder:
                 z_temporal = _z_code_temporal(ctx, inter_z)
                 if len(z_temporal) < len(inter_side[0]):
                     mode, streams = INTER_TZ, [z_temporal, stream]
-        return mode, streams, inter_hat, inter_z
+        return mode, streams, inter_hat, inter_z, None
 
     def decode(self, frame: Frame, shape: tuple[int, int]) -> torch.Tensor:
         """y_hat (C, h, w) float64 of a frame; FormatError when it is damaged."""
@@ -383,7 +383,7 @@ class FrameCoder:
         self._check_streams(frame)
         if frame.mode != INTRA and not ctx.latents:
             raise FormatError("inter-coded with no frame before it")
-        z_sym, side = None, None
+        z_sym, side, entry = None, None, None
         if frame.mode == INTER_TZ:
             if not cfg.zprior:
                 raise FormatError(f"mode 2 (temporal side information) but model {self.model.model_id!r} "
@@ -399,10 +399,11 @@ class FrameCoder:
             _, y_hat = _intra(self.model, self.rate, frame.streams[1], side)
         else:
             if frame.mode == INTER_MEM:
+                entry = self._memory_entry(frame.streams[0][0], z_sym)
                 ctx = _Context(self.model, self.rate, ctx.log_step)
-                ctx.start_from(self._memory_entry(frame.streams[0][0], z_sym))
+                ctx.start_from(entry)
             _, y_hat = _inter(ctx, None, frame.streams[-1], shape, side)
-        self._after(frame.mode, frame.number % self.gop == 0, y_hat, z_sym, frame.number, frame.streams)
+        self._after(frame.mode, frame.number % self.gop == 0, y_hat, z_sym, frame.number, frame.streams, entry)
         return y_hat
 
     def _keep(self, y_hat: torch.Tensor, z_sym) -> None:
