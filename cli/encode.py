@@ -49,7 +49,7 @@ def encode(
     effort: int = typer.Option(0, "--effort", "-e", min=0, max=3, help=EFFORT_HELP),
     step: Optional[float] = typer.Option(None, "--step", min=0.25, max=8.0, help="Single-rate models: quantisation step of the latents (1 = as trained)."),
     gop: int = typer.Option(32, "--gop", min=1, max=65535, help="Video: an intra frame every N frames (1 = all-intra)."),
-    memory: int = typer.Option(0, "--memory", min=0, max=255, help="Video: keep the latents of intra frames of up to N scenes, so that a scene that returns is coded inter against what was seen before (0 = none; recorded in the file, seeking still works; see docs/RESEARCH.md)."),
+    memory: int = typer.Option(0, "--memory", min=0, max=255, help="Video: keep the latents of up to N scenes (their intra frames, and the last frame before each cut until the next keyframe), so that a scene that returns is coded inter against what was seen before (0 = none; recorded in the file, seeking still works; see docs/RESEARCH.md)."),
     frames: Optional[str] = typer.Option(None, "--frames", help="Video: frames A:B only (A included, B excluded)."),
     fps: Optional[str] = typer.Option(None, "--fps", help="Video: frame rate to record (default: the source's; 25 for frame folders)."),
     metadata: str = typer.Option("all", "--metadata", help="Photo metadata kept in the file and restored on decode: all, none, or a comma list of exif, icc, xmp. The ICC profile is carried, not applied (a wide-gamut photo keeps its colours); EXIF orientation is applied to the pixels and reset to 1."),

@@ -1,11 +1,13 @@
 """Regenerate the golden video bitstream (run after a deliberate change of the video model or format).
 
-    python scripts/make_golden_video.py [--model ID] [--suffix S] [--memory N]
+    python scripts/make_golden_video.py [--model ID] [--suffix S] [--memory N [--version5]] [--gop G]
 
 One golden file per shipped video format: video_carphone_6f.bin (vct-l0067, container version 2),
-video_carphone_6f_zt.bin (vct-zt-l0067, version 3: temporal side information, compact frames) and
+video_carphone_6f_zt.bin (vct-zt-l0067, version 3: temporal side information, compact frames),
 video_carphone_9f_memory.bin (vct-zt-l0067 with a latent memory of 4, version 5; recipe "returning":
-`--memory 4 --suffix _memory`).
+`--model vct-zt-l0067 --memory 4 --version5 --suffix _memory`) and video_carphone_9f_scenes.bin (the
+same with scene ends, version 6, gop 8 so that the frames a cut leaves are stored and a keyframe
+refreshes the memory: `--model vct-zt-l0067 --memory 4 --gop 8 --suffix _scenes`).
 
 Codes the first 6 frames of assets/carphone.mp4 (gop 4: a keyframe, inter frames, a second GOP; the
 recipe is codec.testing.golden_video) with the shipped video model and writes
@@ -41,6 +43,8 @@ def main() -> None:
     p.add_argument("--model", default=None, help="video model id (default: the manifest's default_video)")
     p.add_argument("--suffix", default="", help="file names video_carphone_<n>f{S}.bin, golden_video{S}.json")
     p.add_argument("--memory", type=int, default=0, help="a latent memory of N entries, on the 'returning' recipe")
+    p.add_argument("--gop", type=int, default=golden.GOP, help=f"intra period (default {golden.GOP})")
+    p.add_argument("--version5", action="store_true", help="a memory without scene ends (container version 5)")
     a = p.parse_args()
     model = load_video_model(a.model)
     recipe = "returning" if a.memory else "first"
@@ -49,6 +53,10 @@ def main() -> None:
     encoder = {"rdo": RDO_LAMBDA}  # the encoder's choices this golden file pins (the test re-encodes with them)
     if a.memory:
         encoder["memory"] = a.memory
+        if a.version5:
+            encoder["scene_ends"] = False
+    if a.gop != golden.GOP:
+        encoder["gop"] = a.gop
     data, stats = golden.encode(model, frames, encoder)
     decoded, latents_sha = decode_video_with_latents_sha256(data, model)
     GOLDEN.mkdir(parents=True, exist_ok=True)
@@ -57,7 +65,7 @@ def main() -> None:
     info = {
         "bitstream": name, "recipe": recipe,
         "source": f"{golden.SOURCE.relative_to(REPO)}, frames 0..{golden.FRAMES - 1} (recipe {recipe}), quality "
-                  f"{golden.QUALITY}, gop {golden.GOP}, fps {golden.FPS}",
+                  f"{golden.QUALITY}, gop {a.gop}, fps {golden.FPS}",
         "model_id": model.model_id, "encoder": encoder, "bytes": len(data), "modes": stats.modes, "frame_bytes": stats.frame_bytes,
         "bitstream_sha256": hashlib.sha256(data).hexdigest(),
         "latents_sha256": latents_sha,

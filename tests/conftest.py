@@ -51,16 +51,18 @@ def make_tiny_m2t(seed: int = 0, side: bool = False) -> m2t.M2TModel:
     return m2t.from_modules(ae, tf, "tiny-m2t")
 
 
-def make_tiny_vct(seed: int = 0, side: bool = True) -> vct.VCTModel:
+def make_tiny_vct(seed: int = 0, side: bool = True, state: int = 0) -> vct.VCTModel:
     torch.manual_seed(seed)
     hp = hyperprior.from_module(_autoencoder(HyperpriorConfig(N=8, M=12), GAIN), "tiny-hp")
     tf = VCT(VCTConfig(channels=12, width=16, heads=2, enc_layers=1, dec_layers=2, side=side, zprior=side,
-                       z_channels=8, zprior_width=8))
+                       z_channels=8, zprior_width=8, state=state))
     with torch.no_grad():
         tf.head.weight.normal_(0, 0.05)
         if side:
             tf.zprior.net[-1].weight.normal_(0, 0.05)
-    return vct.from_modules(hp, tf, "tiny-vct")
+        if state:  # a state that matters (a fresh model's embedding is zero)
+            tf.embed_state.weight.normal_(0, 0.5)
+    return vct.from_modules(hp, tf, "tiny-vct-state" if state else "tiny-vct")
 
 
 def make_smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:

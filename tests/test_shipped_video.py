@@ -15,7 +15,7 @@ from codec.testing.digests import decode_video_with_latents_sha256, frames_sha25
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "golden"
-INFOS = sorted(GOLDEN.glob("golden_video*.json"))  # one per shipped video format (container version 2, 3, 5)
+INFOS = sorted(GOLDEN.glob("golden_video*.json"))  # one per shipped video format (container version 2, 3, 5, 6)
 
 pytestmark = pytest.mark.skipif(not INFOS, reason="no golden video bitstream")
 
@@ -24,7 +24,7 @@ def test_there_is_a_golden_video_of_each_container_version():
     from codec.container.format import unpack_preamble
 
     versions = {unpack_preamble((GOLDEN / json.loads(p.read_text())["bitstream"]).read_bytes()[:16]) for p in INFOS}
-    assert versions == {(2, 2), (3, 3), (5, 5)}
+    assert versions == {(2, 2), (3, 3), (5, 5), (6, 6)}
 
 
 @pytest.mark.parametrize("path", INFOS, ids=lambda p: p.stem)

@@ -368,12 +368,9 @@ def _video_data(root, frames=12, size=(128, 192)):
     return clip
 
 
-def test_video_training_resumes_exports_and_the_cli_codes_a_clip(tmp_path, monkeypatch):
-    import csv
-
-    from codec.cli.app import main
+def _tiny_hp_weights(tmp_path, monkeypatch):
+    """A weights folder (CODEC_WEIGHTS) holding a tiny image model, tiny-hp."""
     from codec.train.export import export_module
-    from codec.zoo import read_manifest
 
     wdir = tmp_path / "weights"
     monkeypatch.setenv("CODEC_WEIGHTS", str(wdir))
@@ -382,6 +379,49 @@ def test_video_training_resumes_exports_and_the_cli_codes_a_clip(tmp_path, monke
     with torch.no_grad():
         ae.g_a[-1].weight.mul_(300.0)
     export_module(ae, "tiny-hp", folder=wdir)
+    return wdir
+
+
+def test_training_a_recurrent_state_on_runs_of_cached_clip_latents_exports_a_model_that_codes(tmp_path, monkeypatch):
+    """--length 4 --state 4: runs of 4 frames from the clip's latents, computed once and cached
+    (clip_latents.pt); the export carries the state and codes and decodes a clip bit for bit."""
+    import csv
+
+    from codec.cli.app import main
+    from codec.weights import load_model
+
+    _tiny_hp_weights(tmp_path, monkeypatch)
+    clip = _video_data(tmp_path / "data", frames=24, size=(64, 128))
+    run = tmp_path / "run"
+    args = ["train", "video", "--ae", "tiny-hp", "--data", str(tmp_path / "data"), "--run-dir", str(run),
+            "--config", "tiny", "--crop", "64", "--state", "4", "--length", "4", "--windows", "2", "--clip-frames", "8",
+            "--eval-frames", "8", "--batch", "2", "--val-every", "2", "--threads", "1"]
+    assert main([*args, "--max-steps", "2"]) == 0
+    cache = torch.load(run / "clip_latents.pt", weights_only=True)
+    assert len(cache["train"]) == 2 and cache["train"][0]["y"].shape[0] == 8  # frames 16..23, two windows
+    assert len(cache["val"]) == 1 and cache["val"][0]["y"].shape[0] == 8  # the evaluation window, frames 0..7
+    assert main([*args, "--max-steps", "3"]) == 0  # resumes, the cache reused
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 3
+    assert any(r["val_y_bpp_0"] for r in csv.DictReader(open(run / "log.csv")))
+    assert main(["train", "video", *args[2:], "--length", "3", "--run-dir", str(tmp_path / "r3")]) == 2  # state: runs only
+    assert main(["train", "video-export", "--checkpoint", str(run / "checkpoint.pt"), "--model-id", "tiny-rec"]) == 0
+    model = load_model("tiny-rec")
+    assert model.tf.config.state == 4
+    data, stats = _encode(model, clip[:6], gop=32, quality=40)
+    from codec.pipeline.video import VideoDecoder
+
+    dec = VideoDecoder(io.BytesIO(data), model)
+    for (n, _), y_hat in zip(dec.frames(), stats.latents):
+        assert torch.equal(dec.latent, y_hat), n
+
+
+def test_video_training_resumes_exports_and_the_cli_codes_a_clip(tmp_path, monkeypatch):
+    import csv
+
+    from codec.cli.app import main
+    from codec.zoo import read_manifest
+
+    wdir = _tiny_hp_weights(tmp_path, monkeypatch)
     clip = _video_data(tmp_path / "data")
     run = tmp_path / "run"
     args = ["train", "video", "--ae", "tiny-hp", "--data", str(tmp_path / "data"), "--run-dir", str(run),

@@ -143,15 +143,26 @@ def test_damaged_memory_references_are_format_errors(shipped):
     f6 = frames[6]
     assert f6.mode == INTER_MEM
     assert torch.equal(decode_with(4, f6), stats.latents[6])  # as written
-    bad_rank = Frame(f6.number, f6.mode, (bytes([7]),) + f6.streams[1:], f6.offset, f6.size)
-    with pytest.raises(FormatError, match="memory entry 7 of 2"):
+    bad_rank = Frame(f6.number, f6.mode, (bytes([7, 255]),) + f6.streams[1:], f6.offset, f6.size)
+    with pytest.raises(FormatError, match="memory entry 7 of 3"):  # A0, B0 and A2 (the frame the cut left)
         decode_with(4, bad_rank)
     f3 = frames[3]
-    assert f3.mode == INTRA and f3.streams[2] == bytes([1])  # the cut to B, stored in slot 1
-    fc = FrameCoder(shipped, rate, 32, memory=4)
-    fc.decode(frames[0], shape)
-    with pytest.raises(FormatError, match="slot"):
-        fc.decode(Frame(3, INTRA, f3.streams[:2] + (bytes([4]),), f3.offset, f3.size), shape)
+    assert f3.mode == INTRA and f3.streams[2] == bytes([1, 2])  # the cut to B in slot 1, A2 (the frame before) in 2
+
+    def decode_f3(slots: bytes, first: Frame = frames[0]):
+        fc = FrameCoder(shipped, rate, 32, memory=4)
+        fc.decode(first, shape)
+        return fc.decode(Frame(3, INTRA, f3.streams[:2] + (slots,), f3.offset, f3.size), shape)
+
+    assert torch.equal(decode_f3(bytes([1, 2])), stats.latents[3])
+    for slots in (bytes([4, 255]), bytes([1]), bytes([1, 2, 3])):  # a slot beyond the memory, a version-5 stream
+        with pytest.raises(FormatError, match="slot"):
+            decode_f3(slots)
+    with pytest.raises(FormatError, match="frame before a cut"):
+        decode_f3(bytes([1, 4]))
+    f0 = frames[0]
+    with pytest.raises(FormatError, match="before a keyframe"):  # frame 0 storing a frame before it
+        decode_f3(bytes([1, 2]), Frame(0, INTRA, f0.streams[:2] + (bytes([0, 1]),), f0.offset, f0.size))
     with pytest.raises(FormatError, match="without one"):
         decode_with(0, f6)
     with pytest.raises(FormatError):
@@ -164,7 +175,7 @@ def test_a_memory_in_an_older_version_file_is_refused(tiny_vct):
     from codec.container.video import VideoReader
 
     data, _ = _encode(tiny_vct(), moving_frames(2, 32, 48), gop=32, quality=40, memory=2)
-    assert unpack_preamble(data[:PREAMBLE_SIZE]) == (5, 5)  # writer and minimum reader version 5
+    assert unpack_preamble(data[:PREAMBLE_SIZE]) == (6, 6)  # writer and minimum reader version 6
     old = pack_preamble(3, 3) + data[PREAMBLE_SIZE:]
     with pytest.raises(FormatError, match="memory"):
         VideoReader(io.BytesIO(old))
@@ -224,3 +235,43 @@ def test_seeking_with_an_index_whose_slot_disagrees_with_the_frame_is_a_format_e
     assert len(forged) == len(data)
     with pytest.raises(FormatError, match="slot 1, the index says 0"):
         list(VideoDecoder(io.BytesIO(forged), shipped).frames(9))
+
+
+def test_a_cut_stores_the_frame_it_leaves_until_the_next_keyframe(shipped):
+    """Version 6: the cut to B stores A2 (the last view of A), the cut back stores B2; such entries of
+    inter frames last until the keyframe, which leaves exactly the intra entries a seeking decoder
+    rebuilds from the index."""
+    from codec.container.video import VideoReader
+    from codec.io import pad_to_multiple
+    from codec.models.hyperprior import STRIDE
+    from codec.pipeline.rate import rate_for
+    from codec.pipeline.vct import FrameCoder
+
+    frames = _returning() + [_returning()[0]]
+    rate = rate_for(shipped, quality=40)
+    fc = FrameCoder(shipped, rate, 8, memory=4)
+    held = []
+    for n, f in enumerate(frames):
+        padded, _ = pad_to_multiple(f, STRIDE)
+        fc.encode(torch.from_numpy(padded).permute(2, 0, 1)[None].float().div(255), n % 8 == 0)
+        held.append(sorted((e.number, e.intra) for e in fc.memory.entries))
+    assert held[3] == [(0, True), (2, False), (3, True)]  # A0, A2 (the frame the cut left), B0
+    assert held[6] == [(0, True), (2, False), (3, True), (5, False)]  # + B2, left by the cut back
+    assert all(intra for _, intra in held[8])  # the keyframe dropped both
+    assert len(held[8]) <= 3 and max(len(h) for h in held) <= 4
+    data, stats = _encode(shipped, frames, gop=8, quality=40, memory=4)
+    index = VideoReader(io.BytesIO(data)).index()
+    last = {slot: f for f, _, slot in index.intra if f <= 8}  # what a decoder seeking to 8 rebuilds (and 8 itself)
+    assert sorted(last.values()) == [n for n, _ in held[8]]
+
+
+def test_the_frame_a_cut_left_makes_the_cut_back_cheaper(shipped):
+    """A B A B where the scenes continue: the cut backs coded against the frame each cut left cost less
+    than against the scene's first frame (version 5, the same encoder otherwise)."""
+    a = _returning()
+    frames = a[:6] + a[6:9] + a[3:6] + a[6:9]  # A0-2 B0-2 A3-5 B0-2 A3-5
+    v6, s6 = _encode(shipped, frames, gop=32, quality=40, memory=4)
+    v5, s5 = _encode(shipped, frames, gop=32, quality=40, memory=4, scene_ends=False)
+    assert s6.modes[6] == s5.modes[6] == INTER_MEM and s6.modes[12] == s5.modes[12] == INTER_MEM
+    assert s6.frame_bytes[6] + s6.frame_bytes[12] < 0.9 * (s5.frame_bytes[6] + s5.frame_bytes[12])
+    assert len(v6) < len(v5)

@@ -40,6 +40,7 @@ __all__ = [
     "VIDEO_VERSION",
     "VIDEO_TZ_VERSION",
     "VIDEO_MEMORY_VERSION",
+    "VIDEO_SCENE_VERSION",
     "KNOWN_CHUNK_TYPES",
     "Limits",
     "crc32",
@@ -55,10 +56,11 @@ __all__ = [
 SIGNATURE = b"\x89CDC\r\n\x1a\n"
 """8 bytes; like PNG's: the high bit catches 7-bit channels, CR LF catches newline conversion."""
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 """The newest container version this module reads (2: video files, docs/FORMAT.md section 14; 3: video
 frames whose side information is coded with the temporal prior, mode 2, section 14.1; 4: overfitted
-images, with a NETS chunk, section 15; 5: video with a latent memory, mode 3, section 14.2)."""
+images, with a NETS chunk, section 15; 5: video with a latent memory, mode 3, section 14.2; 6: the memory also keeps the frame a cut
+leaves, section 14.3)."""
 
 IMAGE_VERSION = 1
 """Images are written exactly as in version 1 (writer and minimum reader 1): every reader reads them."""
@@ -77,6 +79,11 @@ VIDEO_TZ_VERSION = 3
 VIDEO_MEMORY_VERSION = 5
 """Video files coded with a latent memory (VHDR records its size; frames of mode 3 code inter against
 a memory entry) are written with writer and minimum reader version 5."""
+
+VIDEO_SCENE_VERSION = 6
+"""Video files with a latent memory whose intra and mode-3 frames may also store the frame before
+them (the last frame of the scene a cut leaves; stored entries of inter frames last until the next
+keyframe): writer and minimum reader version 6. Version-5 files still decode."""
 
 OVERFIT_VERSION = 4
 """Overfitted images (a NETS chunk) are written with writer and minimum reader version 4."""

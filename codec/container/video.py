@@ -11,8 +11,8 @@ Layout (container format version 2 and 3; spec: docs/FORMAT.md section 14)::
     FRAM chunk x n        one per frame, in display order (below)
     FIDX chunk            u32 frames | u32 gops | gops x (u32 first frame | u64 offset of its FRAM chunk)
                           | u32 length of this payload (so a reader finds FIDX from the end of the file);
-                          version 5: every intra frame, each entry + u8 flag (1: a GOP starts there)
-                          + u8 memory slot
+                          version 5 and 6: every intra frame, each entry + u8 flag (1: a GOP starts
+                          there) + u8 memory slot
     END  chunk            empty
 
     FRAM payload          u32 frame number | u8 mode (0 intra, 1 inter) | u8 n | n x u32 stream length
@@ -49,6 +49,7 @@ from .format import (
     PREAMBLE_SIZE,
     VHDR,
     VIDEO_MEMORY_VERSION,
+    VIDEO_SCENE_VERSION,
     VIDEO_TZ_VERSION,
     VIDEO_VERSION,
     Limits,
@@ -243,12 +244,13 @@ class VideoWriter:
     """Writes a video container to `fp` frame by frame: `add(mode, streams, keyframe)`, then `finish()`."""
 
     def __init__(self, fp: BinaryIO, header: Header, video: VideoHeader, meta: dict[str, Any] | None = None,
-                 temporal_side: bool = False):
+                 temporal_side: bool = False, scene_ends: bool = True):
         if header.kind != KIND_VIDEO:
             raise ValueError("a video container needs a HEAD of kind 1")
         self.fp, self.pos, self.frames, self.gops, self.intra = fp, 0, 0, [], []
-        # mode 2 frames need version 3, a memory (mode 3 frames) version 5
-        self.version = VIDEO_MEMORY_VERSION if video.memory else VIDEO_TZ_VERSION if temporal_side else VIDEO_VERSION
+        # mode 2 frames need version 3, a memory (mode 3 frames) version 6 (5: without scene ends)
+        memory_version = VIDEO_SCENE_VERSION if scene_ends else VIDEO_MEMORY_VERSION
+        self.version = memory_version if video.memory else VIDEO_TZ_VERSION if temporal_side else VIDEO_VERSION
         self._write(pack_preamble(self.version, self.version))
         self._write(frame_chunk(HEAD, pack_header(header)))
         self._write(frame_chunk(VHDR, video.pack()))
@@ -268,8 +270,10 @@ class VideoWriter:
                 raise ValueError("a keyframe must be intra")
             self.gops.append((self.frames, self.pos))
         if mode == INTRA and self.version >= VIDEO_MEMORY_VERSION:  # the memory's entries, for seeking
-            if len(streams) != 3 or len(streams[2]) != 1:
-                raise ValueError("an intra frame of a video with a memory carries its slot as a third stream")
+            slot_bytes = 2 if self.version >= VIDEO_SCENE_VERSION else 1
+            if len(streams) != 3 or len(streams[2]) != slot_bytes:
+                raise ValueError(f"an intra frame of a version-{self.version} video with a memory carries "
+                                 f"{slot_bytes} slot byte(s) as a third stream")
             self.intra.append((self.frames, self.pos, streams[2][0]))
         elif not self.gops:
             raise ValueError("the first frame must be a keyframe")

@@ -329,6 +329,7 @@ def ours(spec: str) -> VideoCodec:
     """`ours[:<vct model id>][@q,q,...]` (the VCT video codec, intra every `gop` frames, per-frame
     intra/inter mode decision) or `ours-intra[...]` (the same model's image codec on every frame:
     all-intra, gop 1). Qualities 0..100 as `codec encode --quality`."""
+    from codec.container.format import VIDEO_SCENE_VERSION
     from codec.pipeline.vct import RDO_LAMBDA
     from codec.pipeline.video import VideoDecoder, compress_video, load_video_model
 
@@ -367,7 +368,8 @@ def ours(spec: str) -> VideoCodec:
     label += f" with a memory of {memory} slots" if memory else ""
     # all-intra bytes and pixels depend on the image model only (and on the id written in the header)
     identity = {"name": name, "model": facts["model_id"], "image_model": facts["image_sha256"],
-                **({} if intra else {"vct": facts["sha256"], "rdo": RDO_LAMBDA}), **({"memory": memory} if memory else {})}
+                **({} if intra else {"vct": facts["sha256"], "rdo": RDO_LAMBDA}),
+                **({"memory": memory, "container": VIDEO_SCENE_VERSION} if memory else {})}  # v5 rows are not v6's
     settings = {"model": facts["model_id"], "image_model": facts["image_model_id"], "gop": 1 if intra else "as run",
                 **({} if intra else {"rdo": RDO_LAMBDA}), **({"memory": memory} if memory else {}),
                 "bytes": "whole file", "threads": torch_threads()}

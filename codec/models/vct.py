@@ -34,6 +34,16 @@ every quality. The output is anchored:
     exactly like the image model and learns where the previous frame is the better guess. With the
     compute this project has for training, only this form beats all-intra (docs/RESEARCH.md, Video).
 
+Recurrent probability model (`state=S`, RLVC: Yang, Mentzer, Van Gool, Timofte, IEEE JSTSP 2021):
+a convolutional GRU over the latent grid carries a state (S, h, w) from frame to frame,
+
+    s_t = snap(GRU(s_{t-1}, y_hat[t-1]))      s before a keyframe's update: zero
+
+and token k of frame t reads s_t at its own position (a linear embedding added at its query,
+zero-initialised: a model fine-tuned from a two-frame one starts as that model). The state sees
+decoded frames only and never the current one; it is snapped to a grid of 2^-12 after every update
+(float64 on both sides, like every entropy parameter), so that encoder and decoder hold it bit for bit.
+
 Temporal prior of the side information (`zprior=True`): an inter frame's z is coded given the two
 previous frames' z (`ZPrior`): the residual z_t - z_{t-1} (integers) under a zero-mean Gaussian whose
 scale a small convolutional net predicts from z_{t-1} and z_{t-1} - z_{t-2}, times a per-frame gain
@@ -70,6 +80,7 @@ class VCTConfig:
     zprior: bool = False  # code z_t given z_{t-1}, z_{t-2} (ZPrior); needs side
     z_channels: int = 128  # N, the hyperprior's z channels
     zprior_width: int = 64
+    state: int = 0  # channels of the recurrent state (RecurrentState; 0: none, the two-frame context only)
 
     def __post_init__(self):
         if self.zprior and not self.side:
@@ -160,6 +171,38 @@ class DecoderLayer(nn.Module):
         return h, (k, v)
 
 
+STATE_GRID = 2.0**-12
+"""The recurrent state is snapped to multiples of this after every update."""
+
+
+def snap_state(s: torch.Tensor) -> torch.Tensor:
+    """The state on its grid; the identity's gradient in training (straight-through)."""
+    snapped = torch.round(s / STATE_GRID) * STATE_GRID
+    return s + (snapped - s).detach() if s.requires_grad else snapped
+
+
+class RecurrentState(nn.Module):
+    """A convolutional GRU: (state (N, S, h, w) or None for zero, decoded latents y_hat (N, C, h, w))
+    -> the next state (N, S, h, w), snapped. Gates in the form n = tanh(W_n x + r * (U_n s))."""
+
+    input_scale = 0.25
+
+    def __init__(self, channels: int, state: int):
+        super().__init__()
+        self.state = state
+        self.from_input = nn.Conv2d(channels, 3 * state, 3, padding=1)
+        self.from_state = nn.Conv2d(state, 3 * state, 3, padding=1, bias=False)
+
+    def forward(self, s: torch.Tensor | None, y_hat: torch.Tensor) -> torch.Tensor:
+        gx = self.from_input(y_hat * self.input_scale)
+        if s is None:
+            s = torch.zeros(y_hat.shape[0], self.state, *y_hat.shape[2:], dtype=gx.dtype, device=gx.device)
+        zx, rx, nx = gx.chunk(3, 1)
+        zs, rs, ns = self.from_state(s).chunk(3, 1)
+        z, r = torch.sigmoid(zx + zs), torch.sigmoid(rx + rs)
+        return snap_state((1 - z) * s + z * torch.tanh(nx + r * ns))
+
+
 class ZPrior(nn.Module):
     """Scale of the temporal residual z_t - z_{t-1} of the hyperprior's z symbols:
     (z_{t-1}, z_{t-2}) (N, Cz, h, w) integer-valued -> scale (N, Cz, h, w) > 0."""
@@ -213,6 +256,11 @@ class VCT(nn.Module):
         self.log_scale0 = nn.Parameter(torch.zeros(c.channels))
         if c.zprior:
             self.zprior = ZPrior(c.z_channels, c.zprior_width)
+        if c.state:
+            self.recurrent = RecurrentState(c.channels, c.state)
+            self.embed_state = nn.Linear(c.state, d)
+            nn.init.zeros_(self.embed_state.weight)
+            nn.init.zeros_(self.embed_state.bias)
 
     # rate: (B,) log2 of the quantisation step of each block's frame
 
@@ -248,6 +296,12 @@ class VCT(nn.Module):
         a = self.config.input_scale
         return self.embed_colocated(torch.cat([anchor1 * a, (anchor1 - anchor2) * a], -1))
 
+    def _state_in(self, state: torch.Tensor | None) -> torch.Tensor | float:
+        """Embedding of the recurrent state at the tokens' own positions, (B, n, S); 0 without."""
+        if not self.config.state or state is None:
+            return 0.0
+        return self.embed_state(state)
+
     def _params(self, h: torch.Tensor, anchor: torch.Tensor, side=None) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.head(self.ln_out(h))
         if not self.config.side:
@@ -268,11 +322,13 @@ class VCT(nn.Module):
         return grid.reshape(-1, w * w, prev1_windows.shape[-1])
 
     def forward(self, current: torch.Tensor, prev1_windows: torch.Tensor, prev2_windows: torch.Tensor,
-                log_step: torch.Tensor, side=None, causal: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                log_step: torch.Tensor, side=None, causal: bool = True,
+                state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced parameters of every token of every block in one pass.
 
         current (B, w^2, C) decoded values of the block's tokens; prev*_windows (B, window^2, C);
-        log_step (B,); side (config.side) the tokens' hyperprior (mean, scale), (B, w^2, C) each.
+        log_step (B,); side (config.side) the tokens' hyperprior (mean, scale), (B, w^2, C) each;
+        state (config.state) the recurrent state at the tokens, (B, w^2, S).
         Returns mean, scale (B, w^2, C). `causal=False` drops the mask (only to show that the
         causality test catches it)."""
         memory = self.memory(self.encode_previous(prev1_windows, log_step),
@@ -282,7 +338,7 @@ class VCT(nn.Module):
         h = torch.cat([first, self._current_in(current[:, :-1], slice(1, n), log_step)], 1)  # (B, w^2, d)
         anchor1, anchor2 = self.anchor(prev1_windows), self.anchor(prev2_windows)
         # token k's own side information and co-located context sit at its query position k
-        h = h + self._side_in(side) + self._colocated_in(anchor1, anchor2)
+        h = h + self._side_in(side) + self._colocated_in(anchor1, anchor2) + self._state_in(state)
         mask = torch.ones(n, n, dtype=torch.bool, device=h.device).tril() if causal else None
         for layer in self.decoder:
             h, _ = layer(h, layer.memory_kv(memory), mask)
@@ -301,8 +357,10 @@ class StepDecoder:
     `cache=False` re-runs every earlier token at each step (the same function, more work)."""
 
     def __init__(self, model: VCT, enc1: torch.Tensor, enc2: torch.Tensor, prev1_windows: torch.Tensor,
-                 prev2_windows: torch.Tensor, log_step: torch.Tensor, side=None, cache: bool = True):
+                 prev2_windows: torch.Tensor, log_step: torch.Tensor, side=None, cache: bool = True,
+                 state: torch.Tensor | None = None):
         self.model, self.log_step, self.cache, self.side = model, log_step, cache, side
+        self.state = model._state_in(state)  # (B, w^2, d) or 0
         memory = model.memory(enc1, enc2)
         self.memory_kv = [layer.memory_kv(memory) for layer in model.decoder]
         self.anchor = model.anchor(prev1_windows)  # (B, w^2, C)
@@ -321,7 +379,8 @@ class StepDecoder:
         else:
             h = m._current_in(self.values[k - 1][:, None, :], slice(k, k + 1), self.log_step)
         colocated = self.colocated[:, k : k + 1] if torch.is_tensor(self.colocated) else 0.0
-        return h + m._side_in(self._side(k)) + colocated
+        state = self.state[:, k : k + 1] if torch.is_tensor(self.state) else 0.0
+        return h + m._side_in(self._side(k)) + colocated + state
 
     @torch.no_grad()
     def predict(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,10 +12,15 @@ directions; the streaming loops, the container and seeking are `codec.pipeline.v
                        y_hat = y_sym * dec_mult + mean_q -> pushed into the decoder's cache
                    and intra instead when that costs less (bits + squared latent error / rdo)
                    with a latent memory (codec.pipeline.vct_memory): also mode 3, the same token
-                   loop with the stored intra frame nearest in z as both previous frames (z coded
-                   on its own, the entry's rank in one byte); intra frames name their memory slot
+                   loop with the stored frame nearest in z as both previous frames (z coded on its
+                   own, the entry's rank in a byte); intra frames name their memory slot, and at a
+                   cut (intra off the schedule, or mode 3) the slot of the frame before (version 6)
         -> (mode, streams); y_hat_t kept as the next frames' context
     decode, frame t:  (mode, streams) -> (same parameter path) -> y_hat_t -g_s-> pixels
+
+Models with a recurrent state (config.state, RLVC): both sides update it with every frame's y_hat
+(from zero at a keyframe, so seeking needs nothing before it) and the token loop reads it; it is the
+model's, not the file's: the model id names it.
 
 The encoder never runs g_s: the context is the decoded latents, which it has exactly. Both sides run
 the identical token loop (`_inter`) in float64 on CPU, snapped to the grids of the image model, so
@@ -43,9 +48,10 @@ from codec.models.vct import VCT, VCTConfig, StepDecoder, blocks_of, unblock, wi
 from codec.pipeline import hyperprior
 from codec.pipeline.rate import Rate
 from codec.pipeline.tiles import synthesize
-from codec.pipeline.vct_memory import NOT_STORED, Entry, LatentMemory, distance
+from codec.pipeline.vct_memory import NOT_STORED, SAME_SCENE, Entry, LatentMemory, distance
 
 RDO_LAMBDA = 0.05  # the encoder's rate-distortion trade-off: inter rounding, mode decision (results/ablate)
+RANKS_TRIED = 2  # mode 3: the encoder codes against the nearest entries in z and keeps the cheapest
 TF_PREFIX = "tf."
 
 
@@ -181,10 +187,10 @@ def _intra(model: VCTModel, rate: Rate, y: torch.Tensor | bytes, side) -> tuple[
 
 
 def _inter(ctx: _Context, y: torch.Tensor | None, stream: bytes | None, shape: tuple[int, int],
-           side=None, rdo: float = 0.0) -> tuple[bytes | None, torch.Tensor]:
+           side=None, rdo: float = 0.0, state: torch.Tensor | None = None) -> tuple[bytes | None, torch.Tensor]:
     """The token loop both sides run. Encoder: y (C, h, w) -> (stream, y_hat); decoder: stream ->
     (None, y_hat). y_hat (C, h, w) float64. `side`: the frame's (z_stream, mean_q, scale) for models
-    with config.side."""
+    with config.side; `state`: the recurrent state (1, S, h, w) for models with config.state."""
     model, rate = ctx.model, ctx.rate
     tf, cfg = model.tf64, model.tf64.config
     _, windows1, enc1 = ctx.latents[-1]
@@ -194,7 +200,8 @@ def _inter(ctx: _Context, y: torch.Tensor | None, stream: bytes | None, shape: t
     side_tokens = None
     if cfg.side:
         side_tokens = (blocks_of(side[1].double(), cfg.block), blocks_of(side[2].double(), cfg.block))
-    dec = StepDecoder(tf, enc1, enc2, windows1, windows2, ls, side_tokens)
+    state_tokens = blocks_of(state, cfg.block) if cfg.state else None
+    dec = StepDecoder(tf, enc1, enc2, windows1, windows2, ls, side_tokens, state=state_tokens)
     enc_step, dec_mult = rate.enc_step.double(), rate.dec_mult.double()
     cur = blocks_of(y.double()[None], cfg.block) if y is not None else None  # (B, w^2, C)
     out = torch.zeros(windows1.shape[0], cfg.tokens, cfg.channels, dtype=torch.float64)
@@ -256,12 +263,14 @@ class FrameCoder:
     (codec.pipeline.vct_memory; 0 = none). With one, every intra frame names the slot it is stored
     in (a third stream; the index lists them, for a seeking decoder), and the encoder's mode decision
     gains mode 3: inter against the memory entry whose z is nearest the frame's, tried when that
-    entry is nearer than the previous frame (a scene that returns). An intra frame off the GOP schedule keeps the context
+    entry is nearer than the previous frame (a scene that returns). `scene_ends` (version 6; False
+    writes and reads version 5): a cut also stores the frame before it, the newest view of the
+    scene it leaves; such entries last until the next keyframe. An intra frame off the GOP schedule keeps the context
     as without a memory (clearing it made a drifting still clip all-intra: inter right after an intra
     frame, seen as both previous frames, lost to intra again and again)."""
 
-    def __init__(self, model: VCTModel, rate: Rate, gop: int, *, memory: int = 0, mode_decision: bool = True,
-                 z_deadzone: int = 1, rdo: float = RDO_LAMBDA):
+    def __init__(self, model: VCTModel, rate: Rate, gop: int, *, memory: int = 0, scene_ends: bool = True,
+                 mode_decision: bool = True, z_deadzone: int = 1, rdo: float = RDO_LAMBDA):
         if not 0 <= memory <= MAX_MEMORY:
             raise ValueError(f"memory must be within 0..{MAX_MEMORY} entries, got {memory}")
         self.model, self.rate, self.gop = model, rate, gop
@@ -269,6 +278,9 @@ class FrameCoder:
         self.ctx = _Context(model, rate, _log_step(rate))
         self.cfg = model.tf64.config
         self.memory = LatentMemory(memory) if memory else None
+        self.scene_ends = scene_ends
+        self.slot_bytes = 2 if scene_ends else 1  # of an intra frame's slot stream and a mode-3 reference
+        self.state: torch.Tensor | None = None  # the recurrent state (1, S, h, w) float64 (config.state)
         self.number = 0  # the encoder's next frame number
 
     @property
@@ -281,6 +293,8 @@ class FrameCoder:
         with torch.no_grad():
             y = model.module.g_a(x)
         shape = (y.shape[2], y.shape[3])
+        if key and self.memory is not None:
+            self.memory.refresh()  # (again in _after, a no-op then) so that the keyframe's slot is chosen among what stays
         z_sym, side = None, None
         if key or self.mode_decision or self.cfg.side:
             z_sym = _z_of(model, y)
@@ -288,7 +302,7 @@ class FrameCoder:
         intra = None
         if key or self.mode_decision:
             y_stream, intra_hat = _intra(model, rate, y, side)
-            streams = [side[0], y_stream] + ([bytes([self.memory.choose_slot(z_sym)])] if self.memory is not None else [])
+            streams = [side[0], y_stream] + ([self._slots(self.memory.choose_slot(z_sym))] if self.memory is not None else [])
             intra = (INTRA, streams, intra_hat, z_sym, None)
         candidates = [intra] if intra is not None else []
         if not key:
@@ -297,6 +311,11 @@ class FrameCoder:
                 candidates += self._encode_from_memory(y, z_sym, side, shape)
         # the first candidate of least cost: intra, inter, inter against the memory
         mode, streams, y_hat, z_kept, entry = min(candidates, key=lambda c: _rd_cost(y, c[2], c[1], rate, self.rdo))
+        if self.memory is not None and self.scene_ends and mode in (INTRA, INTER_MEM):
+            at = 2 if mode == INTRA else 0
+            streams = list(streams)
+            own = streams[at][0] if mode == INTRA and streams[at][0] != NOT_STORED else None
+            streams[at] = self._slots(streams[at][0], self._scene_end_slot(mode, key, z_sym, own))
         self._after(mode, key, y_hat, z_kept, self.number, streams, entry)
         self.number += 1
         return mode, streams, y_hat
@@ -306,23 +325,53 @@ class FrameCoder:
         [rank (u8), z on its own, y]."""
         if z_sym is None or not self.ctx.zs:
             return []
-        (d, entry), = self.memory.ranked(z_sym)[:1]
-        if d >= distance(z_sym, self.ctx.zs[-1]):
+        ranked = self.memory.ranked(z_sym)
+        if ranked[0][0] >= distance(z_sym, self.ctx.zs[-1]):
             return []
-        ctx = _Context(self.model, self.rate, self.ctx.log_step)
-        ctx.start_from(entry)
-        stream, hat = _inter(ctx, y[0], None, shape, side, self.rdo)
-        return [(INTER_MEM, [bytes([0]), side[0], stream], hat, z_sym, entry)]
+        out = []
+        for rank, (_, entry) in enumerate(ranked[:RANKS_TRIED]):
+            ctx = _Context(self.model, self.rate, self.ctx.log_step)
+            ctx.start_from(entry)
+            stream, hat = _inter(ctx, y[0], None, shape, side, self.rdo, self.state)
+            out.append((INTER_MEM, [self._slots(rank), side[0], stream], hat, z_sym, entry))
+        return out
+
+    def _slots(self, first: int, scene_end: int = NOT_STORED) -> bytes:
+        """An intra frame's slot stream or a mode-3 frame's reference: [slot or rank] (version 5) or
+        [slot or rank, slot of the frame before] (version 6)."""
+        return bytes([first, scene_end][: self.slot_bytes])
+
+    def _scene_end_slot(self, mode: int, key: bool, z_sym: np.ndarray, own_slot: int | None) -> int:
+        """The encoder's choice: the slot that keeps the frame before this one, the last view of the
+        scene a cut leaves (NOT_STORED unless this frame cuts: intra off the schedule or mode 3, its z
+        farther than SAME_SCENE per element from the previous frame's)."""
+        ctx = self.ctx
+        if key or not ctx.latents or ctx.zs[-1] is None:
+            return NOT_STORED
+        previous = ctx.zs[-1]
+        if distance(z_sym, previous) <= SAME_SCENE * previous.size:
+            return NOT_STORED
+        if any(e.number == self.number - 1 for e in self.memory.slots if e is not None):
+            return NOT_STORED  # stored already (an intra frame)
+        return self.memory.choose_slot(previous, intra=False, taken=own_slot)
 
     def _after(self, mode: int, key: bool, y_hat, z_sym, number: int, streams, entry: Entry | None) -> None:
         """Both sides, once a frame is coded: the context (and the memory) as the next frame sees it
-        (`entry`: the memory entry a mode-3 frame was coded against)."""
+        (`entry`: the memory entry a mode-3 frame was coded against). Memory first: a keyframe
+        refreshes it; a cut stores the frame before it (the context's last latent)."""
+        if self.memory is not None:
+            if key:
+                self.memory.refresh()
+            if self.scene_ends and mode in (INTRA, INTER_MEM):
+                scene_end = streams[2 if mode == INTRA else 0][1]
+                if scene_end != NOT_STORED:
+                    self.memory.store(Entry(number - 1, scene_end, self.ctx.latents[-1], self.ctx.zs[-1], intra=False))
         if mode == INTER_MEM:
             self.memory.touch(entry.slot, number)
             self.ctx.start_from(entry)
         elif mode == INTRA and key:
             self.ctx.clear()
-        self._keep(y_hat, z_sym)
+        self._keep(y_hat, z_sym, key)
         if self.memory is not None and mode == INTRA and streams[2][0] != NOT_STORED:
             latent = self.ctx.latents[-1] if self.ctx.latents else self.ctx.latent(y_hat)
             self.memory.store(Entry(number, streams[2][0], latent, z_sym))
@@ -355,10 +404,23 @@ class FrameCoder:
             raise FormatError(f"{len(frame.streams)} streams in a frame of mode {frame.mode}, expected {want}")
         if memory and frame.mode == INTRA:
             slot = frame.streams[2]
-            if len(slot) != 1 or (slot[0] >= self.memory.size and slot[0] != NOT_STORED):
+            if len(slot) != self.slot_bytes or (slot[0] >= self.memory.size and slot[0] != NOT_STORED):
                 raise FormatError(f"corrupt memory slot of an intra frame (a memory of {self.memory.size})")
-        if frame.mode == INTER_MEM and len(frame.streams[0]) != 1:
+        if frame.mode == INTER_MEM and len(frame.streams[0]) != self.slot_bytes:
             raise FormatError("corrupt reference to the memory")
+
+    def _check_scene_end(self, frame: Frame, key: bool) -> None:
+        """A decoder: the slot byte of the frame before a cut names a slot, and that frame exists here
+        (not before a keyframe: what the refresh would drop and a seeking decoder never has)."""
+        if self.memory is None or not self.scene_ends or frame.mode not in (INTRA, INTER_MEM):
+            return
+        scene_end = frame.streams[2 if frame.mode == INTRA else 0][1]
+        if scene_end == NOT_STORED:
+            return
+        if scene_end >= self.memory.size:
+            raise FormatError(f"corrupt memory slot of the frame before a cut (a memory of {self.memory.size})")
+        if key or not self.ctx.latents or self.ctx.zs[-1] is None:
+            raise FormatError("the frame before a keyframe, or before the first frame, stored in the memory")
 
     def _encode_inter(self, y, z_sym, side, shape) -> tuple[int, list[bytes], torch.Tensor, np.ndarray, None]:
         ctx, model = self.ctx, self.model
@@ -367,7 +429,7 @@ class FrameCoder:
             inter_z = np.where(np.abs(z_sym - ctx.zs[-1]) <= self.z_deadzone, ctx.zs[-1], z_sym).astype(np.int32)
             if not np.array_equal(inter_z, z_sym):  # else the frame's own side information stands
                 inter_side = _side(model, inter_z, _z_code(model, inter_z))
-        stream, inter_hat = _inter(ctx, y[0], None, shape, inter_side, self.rdo)
+        stream, inter_hat = _inter(ctx, y[0], None, shape, inter_side, self.rdo, self.state)
         mode, streams = INTER, [stream]
         if self.cfg.side:
             streams = [inter_side[0], stream]
@@ -380,7 +442,9 @@ class FrameCoder:
     def decode(self, frame: Frame, shape: tuple[int, int]) -> torch.Tensor:
         """y_hat (C, h, w) float64 of a frame; FormatError when it is damaged."""
         cfg, ctx = self.cfg, self.ctx
+        key = frame.number % self.gop == 0
         self._check_streams(frame)
+        self._check_scene_end(frame, key)
         if frame.mode != INTRA and not ctx.latents:
             raise FormatError("inter-coded with no frame before it")
         z_sym, side, entry = None, None, None
@@ -402,13 +466,16 @@ class FrameCoder:
                 entry = self._memory_entry(frame.streams[0][0], z_sym)
                 ctx = _Context(self.model, self.rate, ctx.log_step)
                 ctx.start_from(entry)
-            _, y_hat = _inter(ctx, None, frame.streams[-1], shape, side)
-        self._after(frame.mode, frame.number % self.gop == 0, y_hat, z_sym, frame.number, frame.streams, entry)
+            _, y_hat = _inter(ctx, None, frame.streams[-1], shape, side, state=self.state)
+        self._after(frame.mode, key, y_hat, z_sym, frame.number, frame.streams, entry)
         return y_hat
 
-    def _keep(self, y_hat: torch.Tensor, z_sym) -> None:
+    def _keep(self, y_hat: torch.Tensor, z_sym, key: bool = False) -> None:
         if self.gop > 1:  # all-intra needs no temporal context
             self.ctx.push(y_hat, z_sym)
+            if self.cfg.state:  # a keyframe starts it again from zero (seeking needs nothing before)
+                with torch.no_grad():
+                    self.state = self.model.tf64.recurrent(None if key else self.state, y_hat[None])
 
     def pixels(self, y_hat: torch.Tensor, height: int, width: int) -> np.ndarray:
         return synthesize(self.model.module.g_s, y_hat.float()[None], height, width)

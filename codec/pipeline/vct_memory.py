@@ -1,8 +1,13 @@
-"""The VCT family's latent memory (issue 18): decoded latents of earlier intra frames, kept so that a
+"""The VCT family's latent memory (issue 18): decoded latents of earlier frames, kept so that a
 scene that returns (a cut back, a camera that pans away and back) is coded inter against what was
 seen before instead of intra.
 
     an intra frame -> stored in the slot its file names (0..N-1; the encoder's choice, below)
+    a cut (an intra frame off the GOP schedule, or a frame of mode 3) -> may also store the frame
+        before it, the last view of the scene the cut leaves, in the slot it names (version 6)
+    a keyframe -> every slot back to the last intra frame stored in it (empty if none): the
+        entries of inter frames last until the next keyframe, so that a decoder that seeks rebuilds
+        the memory from the intra frames the index lists
     a frame of mode 3 -> its z (coded on its own) -> ranked: the stored entries by the L1 distance of
         their z symbols to it (int64, exact), nearer first, the newer first among equals
         -> the entry at the rank the frame records -> the context of the frame's inter coding
@@ -10,14 +15,17 @@ seen before instead of intra.
 The slots are written in the file (each intra frame's, and again in the index), so the decoder
 never repeats the encoder's policy: a decoder that seeks to a keyframe reads, for each slot, the last
 intra frame stored there before it from the index and decodes only those (an intra frame needs no
-other). The ranking is integer arithmetic on decoded symbols: the same order on any machine and
+other); a sequential decoder reaches the same memory at that keyframe by the refresh above. The ranking is integer arithmetic on decoded symbols: the same order on any machine and
 thread count.
 
 The encoder's policy (`choose_slot`; not part of the format): an intra frame whose z is within
 SAME_SCENE per z element of an entry's replaces that entry (the same scene, seen again: the newer
 view is the better reference); otherwise it takes an empty slot, or else the slot least recently
 stored or used as a reference. So a scene coded intra frame after frame (a clip the inter model
-cannot predict) keeps one slot instead of pushing every other scene out.
+cannot predict) keeps one slot instead of pushing every other scene out. The frame a cut leaves
+goes the same way, except that it replaces only another such entry: a scene that returns may
+continue where it stopped (its newest view is the better reference) or start again (its intra
+frame is), and the encoder tries mode 3 against the nearest entries (codec.pipeline.vct.RANKS_TRIED).
 """
 
 from __future__ import annotations
@@ -39,12 +47,14 @@ the same shot 8 frames apart about 0.08, different scenes 0.25 and more (carphon
 @dataclass(frozen=True)
 class Entry:
     """One remembered frame: its number, its slot, the context its inter coding needs (the family's
-    latent tuple: y_hat, windows, encoding) and its z symbols (int32)."""
+    latent tuple: y_hat, windows, encoding), its z symbols (int32) and whether it was intra-coded
+    (entries of inter frames last until the next keyframe)."""
 
     number: int
     slot: int
     latent: tuple
     z: np.ndarray
+    intra: bool = True
 
 
 def distance(a: np.ndarray, b: np.ndarray) -> int:
@@ -53,13 +63,15 @@ def distance(a: np.ndarray, b: np.ndarray) -> int:
 
 
 class LatentMemory:
-    """`size` slots, each empty or holding an Entry."""
+    """`size` slots, each empty or holding an Entry; for each slot also the last intra entry stored
+    in it, which `refresh` (a keyframe) puts back: at most 2 x size entries are held."""
 
     def __init__(self, size: int):
         if size < 1:
             raise ValueError(f"a memory holds at least one entry, got {size}")
         self.size = size
         self.slots: list[Entry | None] = [None] * size
+        self._intra: list[Entry | None] = [None] * size
         self._used = [-1] * size  # encoder policy: the last frame that stored or referenced a slot
 
     def __len__(self) -> int:
@@ -74,7 +86,14 @@ class LatentMemory:
         if not 0 <= entry.slot < self.size:
             raise ValueError(f"slot {entry.slot} of a memory of {self.size}")
         self.slots[entry.slot] = entry
+        if entry.intra:
+            self._intra[entry.slot] = entry
         self.touch(entry.slot, entry.number)
+
+    def refresh(self) -> None:
+        """At a keyframe: every slot back to the last intra entry stored in it (what the index gives a
+        decoder that seeks there)."""
+        self.slots = list(self._intra)
 
     def touch(self, slot: int, number: int) -> None:
         self._used[slot] = max(self._used[slot], number)
@@ -84,11 +103,18 @@ class LatentMemory:
         return sorted(((distance(z, e.z), e) for e in self.slots if e is not None),
                       key=lambda d_e: (d_e[0], -d_e[1].number))
 
-    def choose_slot(self, z: np.ndarray) -> int:
-        """The encoder's slot for an intra frame with z symbols `z` (see the module's docstring)."""
-        ranked = self.ranked(z)
+    def choose_slot(self, z: np.ndarray, intra: bool = True, taken: int | None = None) -> int:
+        """The encoder's slot for a frame with z symbols `z` (see the module's docstring); the frame
+        a cut leaves (`intra` False) replaces only an entry of an inter frame, so that both the
+        scene's intra frame and its newest view stay, and never `taken` (the slot the cutting frame
+        itself goes to)."""
+        free = [s for s in range(self.size) if s != taken]
+        if not free:
+            return NOT_STORED
+        ranked = [(d, e) for d, e in self.ranked(z) if (intra or not e.intra) and e.slot != taken]
         if ranked and ranked[0][0] <= SAME_SCENE * z.size:
             return ranked[0][1].slot
-        if None in self.slots:
-            return self.slots.index(None)
-        return min(range(self.size), key=lambda s: self._used[s])
+        empty = [s for s in free if self.slots[s] is None]
+        if empty:
+            return empty[0]
+        return min(free, key=lambda s: self._used[s])

@@ -25,7 +25,7 @@ import torch
 from codec import coder
 from codec.container import Header, Limits
 from codec.container.chunks import KIND_VIDEO
-from codec.container.format import check_encodable
+from codec.container.format import VIDEO_SCENE_VERSION, check_encodable
 from codec.container.video import INTRA, Frame, VideoHeader, VideoReader, VideoWriter
 from codec.errors import FormatError, ModelError, UnsupportedError, UsageError
 from codec.family import Loaded
@@ -108,7 +108,7 @@ def compress_video(model: Loaded, frames: Iterable[np.ndarray], fp: BinaryIO, *,
     rate = rate_for(model, quality=quality, step=step)
     frame_coder = family_of(model).frame_coder(model, rate, gop, memory=memory, **settings)
     writer = VideoWriter(fp, video_header(model, rate, width, height), VideoHeader(Fraction(fps), gop, memory), meta,
-                         temporal_side=frame_coder.temporal_side)
+                         temporal_side=frame_coder.temporal_side, scene_ends=frame_coder.scene_ends)
     stats = VideoStats()
     t0 = time.perf_counter()
     for n, pixels in enumerate(frames):
@@ -168,8 +168,10 @@ class VideoDecoder:
             if self.video.memory:  # the memory at that keyframe: in each slot, the last intra frame stored there
                 last = {slot: (f, o, slot) for f, o, slot in index.intra if f < first and slot < self.video.memory}
                 before = sorted(last.values())
-        frame_coder = family_of(self.model).frame_coder(self.model, self.rate, self.video.gop,
-                                                        memory=self.video.memory)
+        memory = {"memory": self.video.memory}
+        if self.video.memory:
+            memory["scene_ends"] = self.reader.min_reader_version >= VIDEO_SCENE_VERSION
+        frame_coder = family_of(self.model).frame_coder(self.model, self.rate, self.video.gop, **memory)
         for number, at, slot in before:
             try:
                 frame = next(self.reader.frames(at, number), None)

@@ -50,7 +50,8 @@ def encode(model: Loaded, frames: list[np.ndarray], encoder: dict) -> tuple[byte
     Args:
         model: the loaded video model.
         frames: (H, W, 3) uint8 frames, all of one size.
-        encoder: keyword arguments of compress_video that the golden file pins (e.g. {"rdo": 0.05}).
+        encoder: keyword arguments of compress_video that the golden file pins (e.g. {"rdo": 0.05}),
+            "gop" among them where it is not GOP.
 
     Returns:
         The bitstream and compress_video's statistics (modes, frame_bytes).
@@ -59,5 +60,7 @@ def encode(model: Loaded, frames: list[np.ndarray], encoder: dict) -> tuple[byte
 
     buf = io.BytesIO()
     h, w = frames[0].shape[:2]
-    stats = compress_video(model, frames, buf, width=w, height=h, fps=FPS, quality=QUALITY, gop=GOP, **encoder)
+    settings = dict(encoder)
+    gop = settings.pop("gop", GOP)
+    stats = compress_video(model, frames, buf, width=w, height=h, fps=FPS, quality=QUALITY, gop=gop, **settings)
     return buf.getvalue(), stats

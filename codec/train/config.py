@@ -150,6 +150,10 @@ class VideoTrainConfig(LoopConfig):
         min_log_step: Smallest log2 quantisation step drawn per sequence.
         max_log_step: Largest log2 quantisation step drawn per sequence.
         init: Shipped VCT model id whose transformer starts the run (its new parts start fresh).
+        state: Channels of the recurrent state (RLVC's recurrent probability model; 0: the two-frame context only).
+        length: Frames per training sequence: 3 draws three-frame sequences (clips and synthetic motion); more draws runs of consecutive frames from cached clip latents (codec.train.clip_latents; the recurrent state needs them).
+        windows: Crop windows per clip for the runs (length > 3).
+        clip_frames: Frames per clip at most for the runs, after the evaluation window (length > 3).
     """
 
     ae: str = "hyperprior-mse-l0067"
@@ -166,6 +170,10 @@ class VideoTrainConfig(LoopConfig):
     max_steps: int = 1_000_000
     val_every: int = 200
     init: str = ""
+    state: int = 0
+    length: int = 3
+    windows: int = 2
+    clip_frames: int = 160
 
 
 @dataclass(kw_only=True)

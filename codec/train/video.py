@@ -22,10 +22,17 @@ validation set at step 4: 0.204 bpp estimated against 0.068 for the rounded symb
 both training and validation at the coarse steps video runs at. Validation reports the
 model's bpp next to the image model's real coded size of the same frames (all-intra), at fixed steps.
 The loop, checkpoints (every few minutes; resumed unless --no-resume) and CSV log: `codec.train.loop`.
+
+Runs (`--length L`, L > 3; needed by a recurrent state, `--state S`): instead of the sequences, L
+consecutive frames of the clips' cached latents (`codec.train.clip_latents`: --windows crop windows a
+clip, --clip-frames frames after its evaluation window; the evaluation window's runs validate), every
+frame after the first coded given the two before it and the state of the frames before it
+(`run_bits`); the y rate only (the side information's prior is not trained).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -36,71 +43,19 @@ import numpy as np
 import torch
 
 from codec.entropy.gaussian import gaussian_likelihood
+from codec.errors import UsageError
 from codec.models.vct import VCT, VCTConfig, blocks_of, windows_of
 from codec.settings import data_dir
+from codec.train.clips import VIDEO_EXTENSIONS, clip_frames, clip_info, crop_at, halve, module_on
 from codec.train.config import ExportConfig, VideoTrainConfig
 from codec.train.export import export, read_checkpoint, run_facts, transformer_of
 from codec.train.loop import Checkpoint, fit, start
 
 LATENT_STRIDE = 16
 VAL_LOG_STEPS = (-1.0, 0.0, 1.0, 2.0)
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".y4m")
 
 
 # --- sequences --------------------------------------------------------------------------------
-
-
-def _crop_at(frame: np.ndarray, r: int, c: int, size: int) -> np.ndarray:
-    return np.ascontiguousarray(frame[r : r + size, c : c + size])
-
-
-def _halve(frame: np.ndarray) -> np.ndarray:
-    from PIL import Image
-
-    h, w = frame.shape[:2]
-    return np.asarray(Image.fromarray(frame).resize((w // 2, h // 2), Image.BICUBIC))
-
-
-def _clip_info(path: Path) -> tuple[int, int, int]:
-    """(frames, height, width) of a clip; PyAV, or OpenCV where PyAV is missing (the GPU machines)."""
-    try:
-        import av
-    except ImportError:
-        import cv2
-
-        cap = cv2.VideoCapture(str(path))
-        try:
-            return (int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
-                    int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)))
-        finally:
-            cap.release()
-    with av.open(str(path)) as box:
-        s = box.streams.video[0]
-        frames, h, w = s.frames or 0, s.codec_context.height, s.codec_context.width
-        if not frames and box.duration and s.average_rate:  # Matroska / AVI: no count, estimate
-            frames = int(box.duration / 1e6 * float(s.average_rate))
-    return frames, h, w
-
-
-def _clip_frames(path: Path):
-    """The clip's frames, (H, W, 3) uint8 RGB, in order (PyAV, or OpenCV as `_clip_info`)."""
-    try:
-        import av
-    except ImportError:
-        import cv2
-
-        cap = cv2.VideoCapture(str(path))
-        try:
-            while True:
-                ok, bgr = cap.read()
-                if not ok:
-                    return
-                yield np.ascontiguousarray(bgr[:, :, ::-1])
-        finally:
-            cap.release()
-    with av.open(str(path)) as box:
-        for frame in box.decode(video=0):
-            yield frame.to_ndarray(format="rgb24")
 
 
 def video_sequences(folder: Path, crop: int, count: int, first: int, last: int | None,
@@ -110,7 +65,7 @@ def video_sequences(folder: Path, crop: int, count: int, first: int, last: int |
     clips = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
     usable = []
     for path in clips:
-        frames, h, w = _clip_info(path)
+        frames, h, w = clip_info(path)
         stop = frames if last is None else min(frames, last)
         if min(h, w) >= crop and stop - first >= 5:
             usable.append((path, stop))
@@ -120,7 +75,7 @@ def video_sequences(folder: Path, crop: int, count: int, first: int, last: int |
         want = max(1, round(count * (stop - first) / total)) if total else 0
         starts = set(rng.choice(np.arange(first, stop - 4), size=min(want, stop - 4 - first), replace=False).tolist())
         ring: list[np.ndarray] = []
-        for i, frame in enumerate(_clip_frames(path)):
+        for i, frame in enumerate(clip_frames(path)):
             if i >= stop:
                 break
             if i < first:
@@ -131,10 +86,10 @@ def video_sequences(folder: Path, crop: int, count: int, first: int, last: int |
                 gap = int(rng.integers(1, 3))
                 seq = [ring[0], ring[gap], ring[2 * gap]]
                 if min(seq[0].shape[:2]) >= 2 * crop and rng.random() < 0.5:
-                    seq = [_halve(f) for f in seq]
+                    seq = [halve(f) for f in seq]
                 h, w = seq[0].shape[:2]
                 r, c = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
-                out.append(np.stack([_crop_at(f, r, c, crop) for f in seq]))
+                out.append(np.stack([crop_at(f, r, c, crop) for f in seq]))
         log(f"{path.name}: {len(out)} sequences so far")
     return out
 
@@ -174,20 +129,11 @@ def photo_sequences(paths: list[Path], crop: int, count: int, rng: np.random.Gen
     return out
 
 
-def _module_on(ae, device: torch.device | None):
-    """The autoencoder's module on `device` (a copy; the loaded model stays on the CPU)."""
-    if device is None or torch.device(device).type == "cpu":
-        return ae.module
-    import copy
-
-    return copy.deepcopy(ae.module).to(device)
-
-
 @torch.no_grad()
 def latents_of(ae, sequences: list[np.ndarray], batch: int = 8, device=None) -> torch.Tensor:
     """(N, 3, crop, crop, 3) uint8 sequences -> y (N, 3, C, crop/16, crop/16) float16."""
     out = []
-    module = _module_on(ae, device)
+    module = module_on(ae, device)
     flat = np.concatenate([s for s in sequences]) if sequences else np.zeros((0,))
     for i in range(0, len(flat), batch * 3):
         x = torch.from_numpy(flat[i : i + batch * 3]).permute(0, 3, 1, 2).float().div_(255.0)
@@ -215,10 +161,12 @@ def intra_bpp(ae, frames: list[np.ndarray], log_steps) -> list[float]:
 # --- loss -------------------------------------------------------------------------------------
 
 
-def rate_loss(tf: VCT, seq: torch.Tensor, log_step: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
+def rate_loss(tf: VCT, seq: torch.Tensor, log_step: torch.Tensor, side: torch.Tensor | None = None,
+              state: torch.Tensor | None = None) -> torch.Tensor:
     """Bits per pixel (N,) of frame t of each sequence y (N, 3, C, h, w) given frames t-2 and t-1,
     at quantisation steps 2^log_step (N,); side (N, 2, C, h, w): frame t's hyperprior mean and scale
-    (models with config.side). The side information's own bits are not counted here."""
+    (models with config.side); state (N, S, h, w): the recurrent state frame t reads (config.state).
+    The side information's own bits are not counted here."""
     n, _, c, h, w = seq.shape
     log_step = log_step.to(seq.device)
     step = (2.0 ** log_step).view(n, 1, 1, 1, 1).to(seq.dtype)
@@ -230,13 +178,43 @@ def rate_loss(tf: VCT, seq: torch.Tensor, log_step: torch.Tensor, side: torch.Te
     ls = log_step.repeat_interleave(per)
     cur = blocks_of(seq[:, 2], cfg.block)  # (N * per, w^2, C): the values to code
     side_tokens = None if side is None else (blocks_of(side[:, 0], cfg.block), blocks_of(side[:, 1], cfg.block))
-    mean, scale = tf(blocks_of(q[:, 2], cfg.block), windows_of(q[:, 1], cfg), windows_of(q[:, 0], cfg), ls, side_tokens)
+    state_tokens = None if state is None else blocks_of(state, cfg.block)
+    mean, scale = tf(blocks_of(q[:, 2], cfg.block), windows_of(q[:, 1], cfg), windows_of(q[:, 0], cfg), ls, side_tokens,
+                     state=state_tokens)
     s = step.view(n, 1, 1).repeat_interleave(per, 0)  # (N * per, 1, 1)
     r = (cur - mean) / s
     r = r + (torch.round(r) - r).detach()  # the symbol coding will write (straight-through gradient)
     lik = gaussian_likelihood(r, scale / s)
     bits = -torch.log2(lik.clamp_min(1e-9)).sum((1, 2)).view(n, per).sum(1)
     return bits / (h * w * LATENT_STRIDE**2)
+
+
+def run_states(tf: VCT, q: torch.Tensor) -> list[torch.Tensor | None]:
+    """The recurrent state each frame of runs q (N, L, C, h, w) of decoded latents reads: frame t's
+    from frames 0..t-1 only (None for frame 0 and for models without a state)."""
+    states, state = [], None
+    for t in range(q.shape[1]):
+        states.append(state)
+        if tf.config.state:
+            state = tf.recurrent(state, q[:, t])
+    return states
+
+
+def run_bits(tf: VCT, run: torch.Tensor, log_step: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
+    """Bits per pixel (N, L-1) of frames 1..L-1 of runs y (N, L, C, h, w), each frame given the two
+    before it (frame 1: frame 0 twice, as coding does after a keyframe) and, for models with a
+    recurrent state, the state after the frames before it (`run_states`); side (N, L, 2, C, h, w)."""
+    n, length = run.shape[:2]
+    step = (2.0 ** log_step.to(run.device)).view(n, 1, 1, 1, 1).to(run.dtype)
+    states = run_states(tf, torch.round(run / step) * step)
+    bits = [rate_loss(tf, torch.stack([run[:, max(t - 2, 0)], run[:, t - 1], run[:, t]], 1), log_step,
+                      None if side is None else side[:, t], states[t]) for t in range(1, length)]
+    return torch.stack(bits, 1)
+
+
+def run_loss(tf: VCT, run: torch.Tensor, log_step: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
+    """`run_bits` averaged over the frames (N,), so that it compares with `rate_loss`."""
+    return run_bits(tf, run, log_step, side).mean(1)
 
 
 def z_rate(tf: VCT, z: torch.Tensor) -> torch.Tensor:
@@ -278,7 +256,7 @@ def validate(tf: VCT, val: torch.Tensor, val_side: torch.Tensor | None = None, z
 def side_of(ae, y: torch.Tensor, batch: int = 64, device=None) -> tuple[torch.Tensor, float]:
     """The hyperprior's (mean, scale) of latents y (N, C, h, w) -> (N, 2, C, h, w) float16, and the
     mean bits per pixel of their z (likelihood of the rounded z: what an inter frame's side costs)."""
-    module = _module_on(ae, device)
+    module = module_on(ae, device)
     med = module.z_density.medians.view(1, -1, 1, 1)
     out, z_bits = [], 0.0
     for i in range(0, len(y), batch):
@@ -294,7 +272,7 @@ def side_of(ae, y: torch.Tensor, batch: int = 64, device=None) -> tuple[torch.Te
 def z_symbols(ae, y: torch.Tensor, batch: int = 64, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """z symbols of every frame of sequences y (N, 3, C, h, w) -> (N, 3, Nz, h/4, w/4) int16, and the
     factorized prior's bpp of each sequence's last frame (N,) (mode 1's price of the side information)."""
-    module = _module_on(ae, device)
+    module = module_on(ae, device)
     med = module.z_density.medians.view(1, -1, 1, 1)
     out, bits = [], []
     for i in range(0, len(y), batch):
@@ -310,16 +288,23 @@ def z_symbols(ae, y: torch.Tensor, batch: int = 64, device=None) -> tuple[torch.
 # --- the loop ---------------------------------------------------------------------------------
 
 
+def _cached(path: Path, key: str) -> dict | None:
+    """The run's cached data at `path` when it was made with the same settings (`key`), else None."""
+    if path.exists():
+        saved = torch.load(path, weights_only=True)
+        if saved.get("key") == key:
+            return saved
+    return None
+
+
 def _data(cfg: VideoTrainConfig, ae, run_dir: Path, log, device=None) -> dict:
     from codec.train.data import list_images
 
     key = json.dumps({"ae": ae.sha256, "crop": cfg.crop, "video": cfg.video_samples, "photo": cfg.photo_samples,
                       "val": cfg.val_samples, "eval_frames": cfg.eval_frames, "seed": cfg.seed}, sort_keys=True)
     cache = run_dir / "latents.pt"
-    if cache.exists():
-        saved = torch.load(cache, weights_only=True)
-        if saved.get("key") == key:
-            return saved
+    if (saved := _cached(cache, key)) is not None:
+        return saved
     root = Path(cfg.data) if cfg.data else data_dir()
     rng = np.random.default_rng(cfg.seed)
     t0 = time.monotonic()
@@ -369,21 +354,93 @@ def _with_side(data: dict, ae, tf_cfg: VCTConfig, run_dir: Path, device) -> dict
     return data
 
 
+def _runs_data(cfg: VideoTrainConfig, ae, run_dir: Path, log, device=None) -> dict:
+    """The clips' cached latents for training on runs (cfg.length > 3): tracks after each clip's
+    evaluation window for training, tracks of the evaluation window for validation."""
+    from codec.train.clip_latents import clip_latents
+
+    key = json.dumps({"ae": ae.sha256, "crop": cfg.crop, "windows": cfg.windows, "clip_frames": cfg.clip_frames,
+                      "eval_frames": cfg.eval_frames, "seed": cfg.seed}, sort_keys=True)
+    cache = run_dir / "clip_latents.pt"
+    if (saved := _cached(cache, key)) is not None:
+        return saved
+    root = Path(cfg.data) if cfg.data else data_dir()
+    rng = np.random.default_rng(cfg.seed)
+    t0 = time.monotonic()
+    first = cfg.eval_frames + 8
+    saved = {"key": key,
+             "train": clip_latents(ae, root / "video", cfg.crop, first, first + cfg.clip_frames, cfg.windows, rng, log,
+                                   device=device),
+             "val": clip_latents(ae, root / "video", cfg.crop, 0, cfg.eval_frames, 1, rng, log, device=device)}
+    torch.save(saved, cache)
+    log(f"clip latents ready: {len(saved['train'])} training and {len(saved['val'])} validation tracks "
+        f"({time.monotonic() - t0:.0f} s)")
+    return saved
+
+
+def _train_runs(cfg: VideoTrainConfig, tf: VCT, ae, run_dir: Path, ckpt_path: Path, device, resume, log, on_step,
+                on_progress) -> Path:
+    """The loop on runs of cfg.length frames from cached clip latents (y rate only: the side
+    information's prior is left as it is)."""
+    from codec.train.clip_latents import fixed_runs, runs
+
+    data = _runs_data(cfg, ae, run_dir, log, device)
+    val_y, _, val_side = fixed_runs(data["val"], cfg.length)
+    opt = torch.optim.Adam([p for n, p in tf.named_parameters() if not n.startswith("zprior.")], lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    log(f"{len(data['train'])} training tracks, {len(val_y)} validation runs of {cfg.length} frames; "
+        f"{sum(p.numel() for p in tf.parameters())} parameters")
+
+    def loss(progress: float):
+        y, _, side = runs(data["train"], cfg.length, cfg.batch, gen)
+        if torch.rand((), generator=gen) < 0.5:  # mirror (the side information was computed unmirrored)
+            y, side = y.flip(-1), side.flip(-1)
+        log_step = cfg.min_log_step + (cfg.max_log_step - cfg.min_log_step) * torch.rand(cfg.batch, generator=gen)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            bpp = run_loss(tf, y.to(device), log_step.to(device), side.to(device) if tf.config.side else None)
+            return bpp.mean(), {"bpp": bpp.mean()}
+
+    @torch.no_grad()
+    def validate_runs() -> dict:
+        tf.eval()
+        out = {}
+        for ls in VAL_LOG_STEPS:
+            bpp = torch.cat([run_loss(tf, val_y[i : i + 16].to(device), torch.full((len(val_y[i : i + 16]),), ls),
+                                      val_side[i : i + 16].to(device) if tf.config.side else None)
+                             for i in range(0, len(val_y), 16)])
+            out[f"val_y_bpp_{ls:g}"] = float(bpp.mean())
+        tf.train()
+        return out
+
+    columns = [f"val_y_bpp_{ls:g}" for ls in VAL_LOG_STEPS]
+    ckpt = Checkpoint(ckpt_path, tf, opt, gen, facts={"config": asdict(cfg), "tf_config": tf.config.to_dict(),
+                                                      "val_tracks": len(data["val"])})
+    fit(cfg, ckpt, loss=loss, validate=validate_runs, columns=["step", "bpp", "lr", "seconds", *columns],
+        resume=resume, log=log, on_step=on_step, on_progress=on_progress, log_every=25, validate_first=True)
+    return ckpt_path
+
+
 def train_video(cfg: VideoTrainConfig, resume: bool = True, log=print, on_step=None, on_progress=None) -> Path:
     """Runs (or resumes) a VCT training run; returns RUN/checkpoint.pt."""
     from codec.weights import load_model
 
     if cfg.crop % 64:
         raise ValueError(f"crop must be a multiple of 64, got {cfg.crop}")
+    if cfg.state and cfg.length < 4:
+        raise UsageError("a recurrent state (--state) trains on runs of frames: --length 4 or more")
+    if cfg.length < 3 or cfg.state < 0:
+        raise UsageError(f"--length must be 3 or more and --state 0 or more, got {cfg.length} and {cfg.state}")
     run_dir = start(cfg)
     ckpt_path = run_dir / "checkpoint.pt"
     ae = load_model(cfg.ae)
     device = torch.device(cfg.device)
-    tf_cfg = VCTConfig.preset(cfg.config, ae.module.config.M, ae.module.config.N)
+    tf_cfg = dataclasses.replace(VCTConfig.preset(cfg.config, ae.module.config.M, ae.module.config.N), state=cfg.state)
     tf = VCT(tf_cfg)
     if cfg.init and not (resume and ckpt_path.exists()):
         _init_from(tf, cfg.init, ae, log)
     tf = tf.to(device)
+    if cfg.length > 3:
+        return _train_runs(cfg, tf, ae, run_dir, ckpt_path, device, resume, log, on_step, on_progress)
     opt = torch.optim.Adam(tf.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     data = _with_side(_data(cfg, ae, run_dir, log, device), ae, tf_cfg, run_dir, device)
