@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from .batch import prepare, raise_if_failed, refuse_existing, run_batch, skip
-from .options import MAX_THREADS, THREADS_HELP
+from .options import DEFAULT_MEMORY, MAX_THREADS, THREADS_HELP
 from .output import Output, read_stdin_bytes, refine_progress, write_stdout_bytes
 from .paths import STDIO
 from codec.errors import UsageError
@@ -49,7 +49,7 @@ def encode(
     effort: int = typer.Option(0, "--effort", "-e", min=0, max=3, help=EFFORT_HELP),
     step: Optional[float] = typer.Option(None, "--step", min=0.25, max=8.0, help="Single-rate models: quantisation step of the latents (1 = as trained)."),
     gop: int = typer.Option(32, "--gop", min=1, max=65535, help="Video: an intra frame every N frames (1 = all-intra)."),
-    memory: int = typer.Option(0, "--memory", min=0, max=255, help="Video: keep the latents of up to N scenes (their intra frames, and the last frame before each cut until the next keyframe), so that a scene that returns is coded inter against what was seen before (0 = none; recorded in the file, seeking still works; see docs/RESEARCH.md)."),
+    memory: int = typer.Option(None, "--memory", min=0, max=255, show_default=False, help=f"Video: keep the latents of up to N scenes (their intra frames, and the last frame before each cut until the next keyframe), so that a scene that returns is coded inter against what was seen before (default {DEFAULT_MEMORY}, chosen by measurement; 0 = none; recorded in the file, seeking still works; see docs/RESEARCH.md)."),
     frames: Optional[str] = typer.Option(None, "--frames", help="Video: frames A:B only (A included, B excluded)."),
     fps: Optional[str] = typer.Option(None, "--fps", help="Video: frame rate to record (default: the source's; 25 for frame folders)."),
     metadata: str = typer.Option("all", "--metadata", help="Photo metadata kept in the file and restored on decode: all, none, or a comma list of exif, icc, xmp. The ICC profile is carried, not applied (a wide-gamut photo keeps its colours); EXIF orientation is applied to the pixels and reset to 1."),
@@ -74,10 +74,11 @@ def encode(
             raise UsageError("--target-size, --target-bpp, --effort and --device are for images; videos take --quality")
         if quality is not None and step is not None:
             raise UsageError("choose one of --quality, --step")
+        memory = DEFAULT_MEMORY if memory is None else memory
         _encode_video(inputs[0], output, model=model, quality=quality, step=step, gop=gop, memory=memory, frames=frames, fps=fps,
                       force=force, threads=threads, max_pixels=max_pixels, json_out=json_out)
         return
-    if frames is not None or fps is not None or memory:
+    if frames is not None or fps is not None or memory is not None:
         raise UsageError("--frames, --fps and --memory are for video inputs")
     rate = _image_rate(quality, target_bpp, target_size, step, effort)
     _check_device(device)

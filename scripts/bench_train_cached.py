@@ -22,6 +22,14 @@ import statistics
 import time
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        return platform.processor()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--length", type=int, default=6)
@@ -91,7 +99,7 @@ def main() -> None:
                 fn()
             times[name].append((time.perf_counter() - t0) / a.steps)
     px, ca = statistics.median(times["pixels"]), statistics.median(times["cached"])
-    print(f"Machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, torch "
+    print(f"Machine: {platform.machine()} {_cpu_name()}, {os.cpu_count()} cores, torch "
           f"{torch.__version__}, {a.threads} thread(s); runs of {a.length} frames of {a.crop}x{a.crop}, batch "
           f"{a.batch}, recurrent state {a.state}; {a.rounds} rounds x {a.steps} steps, medians")
     print("| training step | seconds (rounds) | steps / minute |")

@@ -120,3 +120,17 @@ def test_all_intra_keeps_no_state(tiny_vct, gop):
     x = torch.from_numpy(moving_frames(1, 64, 64)[0]).permute(2, 0, 1)[None].float().div(255)
     fc.encode(x, True)
     assert fc.state is None
+
+
+@pytest.mark.parametrize("threads", [1, 8])
+def test_the_shipped_recurrent_golden_file_decodes_the_same_in_fresh_processes_with_any_thread_count(threads, tmp_path):
+    """The state is float64 and snapped on both sides: a fresh process with `threads` threads decodes
+    the same symbols (and so the same states) as this one."""
+    from codec.settings import REPO_ROOT
+    from codec.testing.determinism import run_probe
+    from codec.testing.digests import decode_video_with_latents_sha256
+
+    path = REPO_ROOT / "tests" / "golden" / "video_carphone_6f_recurrent.bin"
+    data = path.read_bytes()
+    row = run_probe(path, tmp_path / "pixels.npy", threads, "default", "best")
+    assert row["threads"] == threads and row["symbols"] == decode_video_with_latents_sha256(data)[1][:16]

@@ -275,3 +275,20 @@ def test_the_frame_a_cut_left_makes_the_cut_back_cheaper(shipped):
     assert s6.modes[6] == s5.modes[6] == INTER_MEM and s6.modes[12] == s5.modes[12] == INTER_MEM
     assert s6.frame_bytes[6] + s6.frame_bytes[12] < 0.9 * (s5.frame_bytes[6] + s5.frame_bytes[12])
     assert len(v6) < len(v5)
+
+
+def test_a_full_memory_gives_a_drifting_scene_its_nearest_slot_and_a_new_scene_the_least_recent():
+    from codec.pipeline.vct_memory import NEAR_SCENE, SAME_SCENE
+
+    rng = np.random.default_rng(3)
+    a, b = (rng.integers(-3, 4, (8, 4, 4)).astype(np.int32) for _ in range(2))
+    mem = LatentMemory(2)
+    mem.store(Entry(0, 0, (), a))
+    mem.store(Entry(1, 1, (), b))  # full; slot 0 (A) the least recently used
+    drift = b.copy()
+    flat = drift.reshape(-1)
+    flat[: int((SAME_SCENE + NEAR_SCENE) / 2 * b.size)] += 1  # B moved on: past SAME_SCENE, within NEAR_SCENE
+    assert SAME_SCENE * b.size < distance(drift, b) <= NEAR_SCENE * b.size
+    assert mem.choose_slot(drift) == 1  # B's own slot, not A's (the least recently used)
+    assert mem.choose_slot(rng.integers(-3, 4, (8, 4, 4)).astype(np.int32)) == 0  # a new scene: the least recent
+    assert mem.choose_slot(drift, intra=False, taken=1) == 0  # never the slot the cutting frame takes

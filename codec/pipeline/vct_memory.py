@@ -15,14 +15,15 @@ seen before instead of intra.
 The slots are written in the file (each intra frame's, and again in the index), so the decoder
 never repeats the encoder's policy: a decoder that seeks to a keyframe reads, for each slot, the last
 intra frame stored there before it from the index and decodes only those (an intra frame needs no
-other); a sequential decoder reaches the same memory at that keyframe by the refresh above. The ranking is integer arithmetic on decoded symbols: the same order on any machine and
-thread count.
+other); a sequential decoder reaches the same memory at that keyframe by the refresh above. The
+ranking is integer arithmetic on decoded symbols: the same order on any machine and thread count.
 
 The encoder's policy (`choose_slot`; not part of the format): an intra frame whose z is within
 SAME_SCENE per z element of an entry's replaces that entry (the same scene, seen again: the newer
-view is the better reference); otherwise it takes an empty slot, or else the slot least recently
-stored or used as a reference. So a scene coded intra frame after frame (a clip the inter model
-cannot predict) keeps one slot instead of pushing every other scene out. The frame a cut leaves
+view is the better reference); otherwise it takes an empty slot, or else the nearest entry's slot
+when that is within NEAR_SCENE, or else the slot least recently stored or used as a reference. So a
+scene coded intra frame after frame (a clip the inter model cannot predict) keeps one slot instead
+of pushing every other scene out. The frame a cut leaves
 goes the same way, except that it replaces only another such entry: a scene that returns may
 continue where it stopped (its newest view is the better reference) or start again (its intra
 frame is), and the encoder tries mode 3 against the nearest entries (codec.pipeline.vct.RANKS_TRIED).
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Entry", "LatentMemory", "NOT_STORED", "SAME_SCENE", "distance"]
+__all__ = ["Entry", "LatentMemory", "NEAR_SCENE", "NOT_STORED", "SAME_SCENE", "distance"]
 
 NOT_STORED = 0xFF
 """The slot byte of an intra frame that the memory does not keep."""
@@ -42,6 +43,10 @@ SAME_SCENE = 0.1
 """Mean absolute difference of z symbols under which an intra frame replaces an entry (encoder
 policy). Measured on the shipped model: consecutive frames of one shot 0.02-0.05 per element,
 the same shot 8 frames apart about 0.08, different scenes 0.25 and more (carphone / foreman)."""
+NEAR_SCENE = 0.25
+"""With every slot taken, a frame within this per z element of an entry replaces the nearest entry
+instead of the least recently used one (encoder policy): a scene the inter model cannot predict,
+coded intra frame after frame, drifts past SAME_SCENE but must not push the other scenes out."""
 
 
 @dataclass(frozen=True)
@@ -117,4 +122,7 @@ class LatentMemory:
         empty = [s for s in free if self.slots[s] is None]
         if empty:
             return empty[0]
+        near = [(d, e) for d, e in self.ranked(z) if e.slot != taken]
+        if near and near[0][0] <= NEAR_SCENE * z.size:  # a view of a scene already held: it replaces that
+            return near[0][1].slot
         return min(free, key=lambda s: self._used[s])

@@ -491,8 +491,11 @@ def export_video(cfg: ExportConfig) -> dict:
     run_cfg = state["config"]
     ae = load_model(run_cfg["ae"])
     tf = transformer_of(state, VCT, VCTConfig)
-    facts = {"autoencoder": run_cfg["ae"], **run_facts(state), "crop": run_cfg["crop"],
-             "data": "DATA/video (frames after each clip's evaluation window) + synthetic motion from DATA/train photos",
-             **training}
+    if run_cfg.get("length", 3) > 3:
+        data = (f"DATA/video: runs of {run_cfg['length']} frames, {run_cfg['windows']} crop windows a clip, up to "
+                f"{run_cfg['clip_frames']} frames after each clip's evaluation window (latents cached once)")
+    else:
+        data = "DATA/video (frames after each clip's evaluation window) + synthetic motion from DATA/train photos"
+    facts = {"autoencoder": run_cfg["ae"], **run_facts(state), "crop": run_cfg["crop"], "data": data, **training}
     return export(from_modules(ae, tf, cfg.model_id), facts, folder=cfg.folder(), make_default=cfg.default,
                   force=cfg.force)
