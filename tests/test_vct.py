@@ -404,6 +404,7 @@ def test_training_a_recurrent_state_on_runs_of_cached_clip_latents_exports_a_mod
     assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 3
     assert any(r["val_y_bpp_0"] for r in csv.DictReader(open(run / "log.csv")))
     assert main(["train", "video", *args[2:], "--length", "3", "--run-dir", str(tmp_path / "r3")]) == 2  # state: runs only
+    assert main(["train", "video", *args[2:], "--length", "12", "--run-dir", str(tmp_path / "r12")]) == 2  # no 12-frame runs
     assert main(["train", "video-export", "--checkpoint", str(run / "checkpoint.pt"), "--model-id", "tiny-rec"]) == 0
     model = load_model("tiny-rec")
     assert model.tf.config.state == 4

@@ -385,6 +385,9 @@ def _train_runs(cfg: VideoTrainConfig, tf: VCT, ae, run_dir: Path, ckpt_path: Pa
     from codec.train.clip_latents import fixed_runs, runs
 
     data = _runs_data(cfg, ae, run_dir, log, device)
+    if not any(len(t["y"]) >= cfg.length for t in data["train"]) or not any(len(t["y"]) >= cfg.length for t in data["val"]):
+        raise UsageError(f"no clip gives runs of {cfg.length} frames of {cfg.crop}x{cfg.crop} both after and within its "
+                         f"first {cfg.eval_frames} frames (--crop, --length, --eval-frames, --clip-frames)")
     val_y, _, val_side = fixed_runs(data["val"], cfg.length)
     opt = torch.optim.Adam([p for n, p in tf.named_parameters() if not n.startswith("zprior.")], lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
