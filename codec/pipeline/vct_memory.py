@@ -116,13 +116,13 @@ class LatentMemory:
         free = [s for s in range(self.size) if s != taken]
         if not free:
             return NOT_STORED
-        ranked = [(d, e) for d, e in self.ranked(z) if (intra or not e.intra) and e.slot != taken]
-        if ranked and ranked[0][0] <= SAME_SCENE * z.size:
-            return ranked[0][1].slot
+        near = [(d, e) for d, e in self.ranked(z) if e.slot != taken]
+        same = [(d, e) for d, e in near if intra or not e.intra]
+        if same and same[0][0] <= SAME_SCENE * z.size:
+            return same[0][1].slot
         empty = [s for s in free if self.slots[s] is None]
         if empty:
             return empty[0]
-        near = [(d, e) for d, e in self.ranked(z) if e.slot != taken]
         if near and near[0][0] <= NEAR_SCENE * z.size:  # a view of a scene already held: it replaces that
             return near[0][1].slot
         return min(free, key=lambda s: self._used[s])
