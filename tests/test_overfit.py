@@ -326,6 +326,54 @@ def test_quantization_proxy_tends_to_rounding_and_its_noise_to_uniform():
     assert counts.argmax() in (4, 5)  # the mode at 0
 
 
+def test_gaussian_noise_option_draws_normal_noise_of_the_scheduled_deviation():
+    """noise="gaussian" (the default, Cool-chic's presets): the proxy's n is N(0, 1) times a
+    deviation that goes linearly from gaussian[0] to gaussian[1] over the relaxed phase."""
+    from codec.pipeline.overfit_fit import relax, softround
+
+    pixels = make_smooth_image(40, 48, seed=2)
+    fit = Fit(pixels, model_lib.PRESETS["small"], 0.02,
+              FitSchedule(iterations=10, noise="gaussian", gaussian=(0.3, 0.1), temperature=(0.3, 0.1)))
+    model = fit.start(0)
+    u, t, a = fit.proxy_inputs(model, 0.0)
+    assert float(a) == pytest.approx(0.3) and float(t) == pytest.approx(0.3)
+    assert float(fit.proxy_inputs(model, 1.0)[2]) == pytest.approx(0.1)
+    assert u.min() < -2 and u.max() > 2 and abs(float(u.std()) - 1) < 0.05  # normal, not U(0, 1)
+    y = torch.linspace(-3, 3, u.numel()).reshape(u.shape)
+    plain = softround(softround(y, 0.3), 0.3)
+    assert torch.equal(relax(y, u, 0.3, 0.0, "softround", "gaussian"), plain)
+    spread = (relax(y, u, 0.3, 0.3, "softround", "gaussian") - plain).std()
+    assert 0.15 < float(spread) < 0.6  # the noise went in, scaled by a
+    kumaraswamy = Fit(pixels, model_lib.PRESETS["small"], 0.02,
+                      FitSchedule(iterations=10, noise="kumaraswamy")).proxy_inputs(model, 0.0)[0]
+    assert kumaraswamy.min() >= 0 and kumaraswamy.max() <= 1  # C3's noise draws U(0, 1)
+
+
+def test_gradient_clipping_bounds_each_step(monkeypatch):
+    """clip > 0 (the default 0.1) clips the gradients' total norm to clip x lambda x 255^2 before
+    each Adam step."""
+    pixels = make_smooth_image(16, 24, seed=3)
+    seen = []
+    real = torch.nn.utils.clip_grad_norm_
+
+    def spy(params, max_norm, *args, **kwargs):
+        params = list(params)
+        total = real(params, max_norm, *args, **kwargs)
+        seen.append((float(total), max_norm, float(torch.sqrt(sum((p.grad ** 2).sum() for p in params if p.grad is not None)))))
+        return total
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    lam = 0.02
+    Fit(pixels, model_lib.PRESETS["small"], lam, FitSchedule(iterations=20, candidates=1, warmup=0, clip=1e-4)).run()
+    assert len(seen) == 20
+    assert all(m == pytest.approx(1e-4 * lam * 255 ** 2) for _, m, _ in seen)
+    assert any(before > m * 1.5 for before, m, _ in seen)  # it did clip
+    assert all(after <= m * 1.01 for _, m, after in seen)
+    seen.clear()
+    Fit(pixels, model_lib.PRESETS["small"], lam, FitSchedule(iterations=5, candidates=1, warmup=0, clip=0.0)).run()
+    assert not seen  # clip=0 turns it off
+
+
 def test_compiled_relaxed_step_matches_the_eager_one(monkeypatch):
     """The encoder's compiled step (taken for long fits) computes the eager loss and gradients; it
     must compile (no silent fall-back to eager) and take the proxy's t and a as tensors, so the
