@@ -236,14 +236,31 @@ class Synthesis(nn.Module):
             nn.init.zeros_(conv.weight)
             nn.init.zeros_(conv.bias)
 
-    def forward(self, dense: torch.Tensor) -> torch.Tensor:
+    @torch.no_grad()
+    def cut_channels(self) -> int:
+        """Channels that a ReLU between the 3x3 layers cuts off entirely while the latents are zero
+        (the image is then constant, so a channel at or below zero there is below zero everywhere
+        and gets no gradient): 0 for a synthesis that can start learning."""
+        img = self.forward_mlp(torch.zeros(self.mlp[0].in_features, 3, 3))
+        cut = 0
+        for conv in self.convs[:-1]:
+            img = img + conv3x3(img, conv.weight, conv.bias)
+            cut += int((img.amax(dim=(1, 2)) <= 0).sum())
+            img = F.relu(img)
+        return cut
+
+    def forward_mlp(self, dense: torch.Tensor) -> torch.Tensor:
+        """(L, H, W) upsampled latents -> (3, H, W) the per-pixel MLP's image, float32."""
         c, h, w = dense.shape
         x = _compute_dtype(dense).reshape(c, h * w).T  # (P, L)
         for i, layer in enumerate(self.mlp):
             x = layer(x)
             if i < len(self.mlp) - 1:
                 x = F.relu(x)
-        img = x.T.reshape(3, h, w).float().contiguous()
+        return x.T.reshape(3, h, w).float().contiguous()
+
+    def forward(self, dense: torch.Tensor) -> torch.Tensor:
+        img = self.forward_mlp(dense)
         for i, conv in enumerate(self.convs):
             img = img + conv3x3(img, conv.weight, conv.bias)
             if i < len(self.convs) - 1:
