@@ -50,7 +50,7 @@ class FitSchedule:
     check_every: int = 50
     bf16: bool | None = None  # bfloat16 autocast for the matrix products (rate and pixels stay
     # float32); None: where the device computes bfloat16 natively (codec.pipeline.precision)
-    proxy: str = "softround"  # "noise": y + u; "softround": sr(sr(y, T) + n, T), n Kumaraswamy (C3)
+    proxy: str = "softround"  # "noise": y + u; "softround": sr(sr(y, T) + n, T), n drawn as `noise` says
     temperature: tuple[float, float] = (0.35, 0.08)  # soft-round temperature, start -> end (linear)
     kumaraswamy: tuple[float, float] = (2.0, 1.0)  # noise shape a (1: uniform), start -> end
     noise: str = "gaussian"  # the softround proxy's n: "gaussian" (Cool-chic's presets: normal noise

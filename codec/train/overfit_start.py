@@ -65,7 +65,8 @@ def train_overfit_start(cfg: OverfitStartTrainConfig, resume: bool = True, log=p
         photo = photos[i % len(photos)]
         x = crop_of(load_photo(photo), cfg.crop, rng)
         quality = qualities[i % len(qualities)]
-        # the recipe of the shipped starts (revision 9's proxy: C3's Kumaraswamy noise, no clipping)
+        # the shipped starts' proxy (revision 9: C3's Kumaraswamy noise, no clipping); Fit.start's
+        # exact mean colour and its 3x3 guard are revision 11's (the shipped starts predate them)
         schedule = FitSchedule(iterations=cfg.steps, candidates=1, warmup=0, noise="kumaraswamy",
                                temperature=(0.3, 0.1), clip=0.0)
         fit = Fit(x, PRESETS[cfg.size], rate_for(quality).lam, schedule, seed=cfg.seed + i, start=state["theta"])
