@@ -496,7 +496,7 @@ def test_target_size_refits_from_the_previous_model_and_never_exceeds_the_budget
 
     monkeypatch.setitem(overfit.EFFORTS, 1, replace(TINY, iterations=200))
     # refits of 50 steps move a 200-step fit of a tiny image only a little (its networks are half the
-    # file): revision 10 landed on the third refit, revision 11 on the fifth (at 38.5 the file was
+    # file): revision 10 landed on the third refit, a draft of revision 11 on the fifth (at 38.5 the file was
     # still 1,002 bytes for a budget of 952); the search's logic is the same with more refits
     monkeypatch.setattr(overfit, "TARGET_REFITS", 6)
     pixels = make_smooth_image(96, 128, seed=4)  # on 40x48 the networks are most of the file, whose

@@ -88,9 +88,8 @@ older optimisation with a newer one (raise it with every change to the fit or th
 10: the synthesis's output bias starts at the image's mean colour from a start too (revision 9's
 medium start plateaued on kodim07 and kodim10 at quality 60 and 80).
 11: Cool-chic 5's proxy schedule (normal noise 0.22 -> 0.15, temperature 0.35 -> 0.08) and gradient
-clipping (codec.pipeline.overfit_fit: -2.8% and -2.2% BD-rate on four crops); the synthesis starts
-exactly at the mean colour, and a start's 3x3 layers are dropped where they cut a channel off
-(revision 10 still lost kodim10 at quality 80 that way)."""
+clipping (codec.pipeline.overfit_fit: -2.8% and -2.2% BD-rate on four crops); a start's 3x3 layers
+are dropped where they cut a channel off (revision 10 still lost kodim10 at quality 80 that way)."""
 
 
 def _tables_hash() -> str:
