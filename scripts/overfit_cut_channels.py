@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from codec.io import read_image  # noqa: E402
-from codec.models.overfit import PRESETS, OverfitModel, conv3x3, upsample2x  # noqa: E402
+from codec.models.overfit import PRESETS, OverfitModel, conv3x3  # noqa: E402
 from codec.pipeline import overfit  # noqa: E402
 from codec.pipeline.overfit_fit import Fit, FitSchedule  # noqa: E402
 from codec.pipeline.overfit_start import apply, load_start  # noqa: E402
@@ -27,11 +27,7 @@ from codec.settings import data_dir  # noqa: E402
 def above_zero(model) -> tuple[list, list]:
     """Share of pixels above zero per channel: the MLP's image, and after the first 3x3 layer."""
     with torch.no_grad():
-        grids = model.layout.grids(torch.round(model.canvas) * model.mask)
-        dense = grids[-1][None]
-        for i in range(model.grid_count - 2, -1, -1):
-            dense = torch.cat([upsample2x(dense, model.taps[i], model.layout.shapes[i]), grids[i][None]])
-        img = model.synthesis.forward_mlp(dense)
+        img = model.synthesis.forward_mlp(model.dense(torch.round(model.canvas) * model.mask))
         conv = model.synthesis.convs[0]
         mid = img + conv3x3(img, conv.weight, conv.bias)
         return ([round(float((img[k] > 0).float().mean()), 3) for k in range(3)],

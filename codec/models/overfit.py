@@ -321,12 +321,16 @@ class OverfitModel(nn.Module):
         valid = self.mask[up:, side:q.shape[1] - side].reshape(-1)
         return (laplace_bits(target, mu, log_scale) * valid).sum()
 
-    def image(self, q: torch.Tensor) -> torch.Tensor:
+    def dense(self, q: torch.Tensor) -> torch.Tensor:
+        """(L, H, W): the grids of q upsampled to the image and stacked, the synthesis's input."""
         grids = self.layout.grids(q)
         dense = grids[-1][None]
         for i in range(self.grid_count - 2, -1, -1):
             dense = torch.cat([upsample2x(dense, self.taps[i], self.layout.shapes[i]), grids[i][None]])
-        return self.synthesis(dense)
+        return dense
+
+    def image(self, q: torch.Tensor) -> torch.Tensor:
+        return self.synthesis(self.dense(q))
 
 
 @dataclass(frozen=True)
