@@ -12,7 +12,7 @@ $(BIN)/codec: pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0
 	# setuptools and wheel in the venv: tests/test_install.py builds the wheel without build isolation
 	$(BIN)/pip install -q 'setuptools>=68' wheel
-	$(BIN)/pip install -q -e '.[test,cluster]'
+	$(BIN)/pip install -q -e '.[test,cluster,research]'
 	touch $(BIN)/codec
 
 setup: $(BIN)/codec

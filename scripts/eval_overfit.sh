@@ -5,6 +5,7 @@
 #   SET=crops  (default) four 256x256 crops: kodim01 (256,256), kodim07 (128,256), kodim13 (256,128),
 #              kodim19 (256,128) (row, column of the top-left corner; portrait images transposed first)
 #   SET=kodak8 the 8 Kodak images of scripts/eval_effort.sh (kodim01, 04, ..., 22)
+#   SET=kodak  all 24 Kodak images (the kodak8 rows come from the cache)
 #   JOBS=2     images in parallel processes (one thread each)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,8 +28,12 @@ for name, (r, c) in {"kodim01": (256, 256), "kodim07": (128, 256), "kodim13": (2
         img = img.transpose(1, 0, 2)
     Image.fromarray(img[r:r + 256, c:c + 256]).save(dst / f"{name}_crop.png")
 PY
-else
+elif [[ "$SET" == kodak8 ]]; then
   for i in 01 04 07 10 13 16 19 22; do ln -sf "$(realpath "$DATA/kodak/kodim$i.png")" "$SUBSET/kodim$i.png"; done
+elif [[ "$SET" == kodak ]]; then
+  for f in "$DATA"/kodak/kodim*.png; do ln -sf "$(realpath "$f")" "$SUBSET/$(basename "$f")"; done
+else
+  echo "error: SET must be crops, kodak8 or kodak (got $SET)" >&2; exit 2
 fi
 CODECS=(-c "ours:hyperprior-mse-l0067@3,2,1.4,1")
 for level in $LEVELS; do CODECS+=(-c "ours:overfit@$QUALITIES;effort=$level"); done

@@ -5,7 +5,8 @@ crops with and without it, coded into real files; BD-rate and coded cost of one 
         --qualities 40,60,80 --steps 1200 --crop 256 --jobs 2
 
 Other settings of the fit are compared the same way: `--variant NAME:field=value,...` defines an arm
-NAME that fits from scratch with those FitSchedule fields changed (numbers, words, or a/b pairs), e.g.
+NAME that fits from scratch with those FitSchedule fields changed (numbers, words, or a/b pairs), and
+an arm NAME@start the same from --start's networks, e.g.
 
     python scripts/eval_overfit_start.py --start none --variant gauss:noise=gaussian \
         --arms scratch,gauss --images kodim19 --crop 256 --steps 1500
@@ -58,7 +59,7 @@ def fit_row(job: dict) -> dict:
     t0 = time.perf_counter()
     schedule = FitSchedule(iterations=job["steps"], candidates=1, warmup=0, **job.get("variant", {}))
     fit = Fit(x, PRESETS[job["size"]], rate.lam, schedule,
-              start=read_start(job["start"]) if job["arm"] == "start" else None)
+              start=read_start(job["start"]) if job["arm"] == "start" or job["arm"].endswith("@start") else None)
     a = overfit.Analysis(x, fit.run(), (rate.lam, None, 0))
     seconds = time.perf_counter() - t0
     data = overfit.encode(load_model("overfit"), a, rate).data
@@ -91,6 +92,16 @@ def parse_variant(text: str) -> tuple[str, dict]:
             except ValueError:
                 out[key] = value
     return name, out
+
+
+def image_file(folder: Path, stem: str) -> Path:
+    """folder/stem.png, or the one file folder/stem.* (the training photos are PNG or JPEG)."""
+    if (folder / f"{stem}.png").exists():
+        return folder / f"{stem}.png"
+    found = sorted(folder.glob(f"{stem}.*"))
+    if len(found) != 1:
+        raise SystemExit(f"error: {folder}/{stem}.*: {len(found)} files")
+    return found[0]
 
 
 def summary(rows: list[dict], arms: list[str]) -> dict:
@@ -130,7 +141,7 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=256, help="centre crop side (0: whole images)")
     ap.add_argument("--size", default="small")
     ap.add_argument("--arms", default="scratch,start",
-                    help="arms to fit, the first the baseline: scratch, start, or a --variant's name")
+                    help="arms to fit, the first the baseline: scratch, start, a --variant's NAME or NAME@start")
     ap.add_argument("--variant", action="append", default=[], help="NAME:field=value,... (FitSchedule fields)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", default="", help="JSON-lines file of the rows (appended; rows there are kept)")
@@ -141,12 +152,12 @@ def main() -> None:
     rows = [json.loads(line) for line in Path(args.out).read_text().splitlines()] if args.out and Path(args.out).exists() else []
     variants = dict(parse_variant(v) for v in args.variant)
     arms = args.arms.split(",")
-    unknown = [a for a in arms if a not in ("scratch", "start") and a not in variants]
+    unknown = [a for a in arms if a not in ("scratch", "start") and a.removesuffix("@start") not in variants]
     if unknown:
         raise SystemExit(f"error: arm {unknown[0]!r} is neither scratch, start nor a --variant")
     done = {(r["image"], r["quality"], r["arm"]) for r in rows}
-    jobs = [{"image": i, "path": str(folder / f"{i}.png"), "quality": float(q), "arm": arm, "steps": args.steps,
-             "crop": args.crop, "size": args.size, "start": args.start, "variant": variants.get(arm, {})}
+    jobs = [{"image": i, "path": str(image_file(folder, i)), "quality": float(q), "arm": arm, "steps": args.steps,
+             "crop": args.crop, "size": args.size, "start": args.start, "variant": variants.get(arm.removesuffix("@start"), {})}
             for i in args.images.split(",") for q in args.qualities.split(",") for arm in arms
             if (i, float(q), arm) not in done]
     with ProcessPoolExecutor(args.jobs) as pool:

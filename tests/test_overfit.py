@@ -374,6 +374,29 @@ def test_gradient_clipping_bounds_each_step(monkeypatch):
     assert not seen  # clip=0 turns it off
 
 
+def test_soap_option_preconditions_the_networks_and_keeps_adam_for_the_latents():
+    """optimizer="soap": the networks' steps come from SOAP (Shampoo eigenbasis), the latents' from
+    Adam; the fit still lowers its cost; an unknown optimiser is refused."""
+    from pytorch_optimizer import SOAP
+
+    from codec.pipeline.overfit_fit import optimisers
+
+    pixels = make_smooth_image(16, 24, seed=5)
+    lam = 0.02
+    schedule = FitSchedule(iterations=120, candidates=1, warmup=0, check_every=20, optimizer="soap")
+    fit = Fit(pixels, model_lib.PRESETS["small"], lam, schedule)
+    latent_opt, net_opt = optimisers(fit.start(0), schedule)
+    assert isinstance(latent_opt, torch.optim.Adam) and isinstance(net_opt, SOAP)
+    canvas = fit.start(0).canvas
+    assert [p.shape for g in latent_opt.param_groups for p in g["params"]] == [canvas.shape]
+    costs = []
+    model = fit.run(on_progress=lambda i, n, bpp, psnr: costs.append(lam * 255 ** 2 * 10 ** (-psnr / 10) + bpp))
+    assert costs[-1] < 0.85 * costs[0]
+    assert any("Q" in state for state in model._opt[1].state.values())  # preconditioner bases were built
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        optimisers(model, FitSchedule(optimizer="sgd"))
+
+
 def test_compiled_relaxed_step_matches_the_eager_one(monkeypatch):
     """The encoder's compiled step (taken for long fits) computes the eager loss and gradients; it
     must compile (no silent fall-back to eager) and take the proxy's t and a as tensors, so the

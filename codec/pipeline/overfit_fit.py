@@ -59,6 +59,9 @@ class FitSchedule:
     clip: float = 0.1  # the gradients' total norm clipped to clip x lambda x 255^2 (Cool-chic's 0.1 on
     # its scale, MSE on [0, 1] + lambda' bpp, which is our cost / (lambda x 255^2)); 0: off
     compile: bool = True  # torch.compile the relaxed cost where it pays (COMPILE_FROM)
+    optimizer: str = "adam"  # the networks' optimiser: "adam", or "soap" (Cool-chic 5: Adam in the
+    # eigenbasis of a Shampoo preconditioner, pytorch_optimizer's SOAP); the latents keep Adam
+    betas: tuple[float, float] = (0.9, 0.999)  # both optimisers' moment decays (SOAP's own default: 0.95, 0.95)
 
 
 COMPILE_FROM = 1 << 27
@@ -94,6 +97,27 @@ def straight_through(y: torch.Tensor) -> torch.Tensor:
     """round(y) forward, identity backward (the gradient of softround at the final temperature
     instead measured no better: cost 0.816 against 0.811 on the crop above)."""
     return y + (torch.round(y) - y).detach()
+
+
+def optimisers(model: OverfitModel, schedule: FitSchedule) -> tuple[torch.optim.Optimizer, ...]:
+    """The fit's optimisers: Adam for the latents, the schedule's choice for the networks (one Adam
+    over both where that is Adam). Each group's `scale` multiplies the schedule's learning rate."""
+    s = schedule
+    nets = [p for n, p in model.named_parameters() if n != "canvas"]
+    latents = {"params": [model.canvas], "scale": s.latent_lr / s.lr}
+    if s.optimizer == "adam":
+        return (torch.optim.Adam([latents, {"params": nets, "scale": 1.0}], lr=s.lr, betas=s.betas),)
+    if s.optimizer == "soap":
+        try:
+            from pytorch_optimizer import SOAP
+        except ImportError as e:
+            raise ValueError("optimizer 'soap' needs pytorch_optimizer (pip install 'codec[research]')") from e
+
+        # no weight decay (the networks' rate is counted by the file, not by a penalty); biases and
+        # other vectors get Adam's update inside SOAP (precondition_1d off)
+        return (torch.optim.Adam([latents], lr=s.lr, betas=s.betas),
+                SOAP([{"params": nets, "scale": 1.0}], lr=s.lr, betas=s.betas, weight_decay=0.0))
+    raise ValueError(f"unknown optimizer {s.optimizer!r} (adam, soap)")
 
 
 class Fit:
@@ -206,10 +230,8 @@ class Fit:
     def _optimise(self, model: OverfitModel, first: int, last: int, total: int, on_progress) -> OverfitModel:
         """Iterations first..last of a schedule of `total`; returns the best state seen (hard cost)."""
         s = self.schedule
-        nets = [p for n, p in model.named_parameters() if n != "canvas"]
-        opt = getattr(model, "_opt", None) or torch.optim.Adam(
-            [{"params": [model.canvas], "scale": s.latent_lr / s.lr}, {"params": nets, "scale": 1.0}], lr=s.lr)
-        model._opt = opt
+        opts = getattr(model, "_opt", None) or optimisers(model, s)
+        model._opt = opts
         hard_from = int(total * (1 - s.hard))
         relaxed_loss = self.relaxed_loss(model)
         best = (math.inf, None)
@@ -222,13 +244,15 @@ class Fit:
                 lr = s.final_lr
                 with self.autocast():
                     loss = self.cost(model, straight_through(model.canvas))[0]
-            for group in opt.param_groups:
-                group["lr"] = lr * group["scale"]
-            opt.zero_grad(set_to_none=True)
+            for opt in opts:
+                for group in opt.param_groups:
+                    group["lr"] = lr * group["scale"]
+            model.zero_grad(set_to_none=True)
             loss.backward()
             if s.clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip * self.lam * 255.0 ** 2)
-            opt.step()
+            for opt in opts:
+                opt.step()
             if (i + 1) % s.check_every == 0 or i + 1 == last:
                 hard = self.hard_cost(model)
                 if hard[0] < best[0]:
