@@ -385,10 +385,10 @@ def test_soap_option_preconditions_the_networks_and_keeps_adam_for_the_latents()
     lam = 0.02
     schedule = FitSchedule(iterations=120, candidates=1, warmup=0, check_every=20, optimizer="soap")
     fit = Fit(pixels, model_lib.PRESETS["small"], lam, schedule)
-    latent_opt, net_opt = optimisers(fit.start(0), schedule)
+    fresh = fit.start(0)
+    latent_opt, net_opt = optimisers(fresh, schedule)
     assert isinstance(latent_opt, torch.optim.Adam) and isinstance(net_opt, SOAP)
-    canvas = fit.start(0).canvas
-    assert [p.shape for g in latent_opt.param_groups for p in g["params"]] == [canvas.shape]
+    assert [p for g in latent_opt.param_groups for p in g["params"]] == [fresh.canvas]
     costs = []
     model = fit.run(on_progress=lambda i, n, bpp, psnr: costs.append(lam * 255 ** 2 * 10 ** (-psnr / 10) + bpp))
     assert costs[-1] < 0.85 * costs[0]

@@ -205,8 +205,8 @@ class Fit:
         # channel cut off by the ReLU between the 3x3 layers, against 34.4 dB with the mean colour
         # (34.9 dB from scratch); whole kodim07 and kodim10 files of revision 9 lost 1.3-5.3 dB so
         with torch.no_grad():
-            synthesis = model.synthesis
-            synthesis.mlp[-1].bias.copy_(self.x.mean(dim=(1, 2)))
+            synthesis, mean = model.synthesis, self.x.mean(dim=(1, 2))
+            synthesis.mlp[-1].bias.copy_(mean)
             # and the start's 3x3 layers dropped where they cut a channel off, the MLP's image then
             # exactly the mean colour: whole kodim10 at quality 80 (medium start) had its red channel
             # below zero after the first 3x3 layer, 30.7 dB at the end of revision 10's 1,550 steps;
@@ -217,7 +217,7 @@ class Fit:
                     conv.weight.zero_()
                     conv.bias.zero_()
                 zero = synthesis.forward_mlp(torch.zeros(synthesis.mlp[0].in_features, 1, 1))[:, 0, 0]
-                synthesis.mlp[-1].bias.add_(self.x.mean(dim=(1, 2)) - zero)
+                synthesis.mlp[-1].bias.add_(mean - zero)
         return model.to(self.device)
 
     def resume(self, start: OverfitModel, on_progress=None) -> OverfitModel:
